@@ -1,0 +1,51 @@
+// Shared binding helpers: typed NumPy array aliases and extent checks that name the field.
+//
+// Arrays arrive already checked for dtype and C-contiguity by marginkernel/kernels.py; pybind11's
+// signature (no forcecast) refuses anything else, so the C++ side never sees a converted copy.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <string>
+
+#include "marginkernel/types.hpp"
+
+namespace marginkernel::bindings {
+
+namespace py = pybind11;
+
+template <class T>
+using array = py::array_t<T, py::array::c_style>;
+using f64 = array<double>;
+using i8 = array<std::int8_t>;
+using i32 = array<std::int32_t>;
+using i64 = array<std::int64_t>;
+
+inline std::string shape_of(const py::array& a) {
+    std::string s = "(";
+    for (py::ssize_t d = 0; d < a.ndim(); ++d) s += (d ? ", " : "") + std::to_string(a.shape(d));
+    return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+// Requires `a` to have exactly the given shape (-1 = any extent).
+inline void expect_shape(const char* field, const py::array& a, std::initializer_list<py::ssize_t> shape) {
+    bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+    py::ssize_t d = 0;
+    std::string want = "(";
+    for (auto e : shape) {
+        if (ok && e >= 0 && a.shape(d) != e) ok = false;
+        want += (d ? ", " : "") + (e < 0 ? std::string("*") : std::to_string(e));
+        ++d;
+    }
+    want += shape.size() == 1 ? ",)" : ")";
+    if (!ok) throw InvalidInput(field, -1, "has shape " + shape_of(a) + ", expected " + want);
+}
+
+void bind_revalue(py::module_& m);
+void bind_net(py::module_& m);
+void bind_reduce(py::module_& m);
+
+}  // namespace marginkernel::bindings

@@ -1,0 +1,46 @@
+#include "arrays.hpp"
+#include "marginkernel/net.hpp"
+
+namespace marginkernel::bindings {
+
+namespace {
+
+f64 net(const f64& risk, const i32& risk_unit, std::size_t n_units, const i64& account_start,
+        const i32& instrument, const f64& quantity, int threads) {
+    expect_shape("risk", risk, {-1, -1});
+    expect_shape("risk_unit", risk_unit, {risk.shape(0)});
+    expect_shape("account_start", account_start, {-1});
+    if (account_start.shape(0) < 1) throw InvalidInput("account_start", -1, "needs at least one entry");
+    expect_shape("instrument", instrument, {-1});
+    expect_shape("quantity", quantity, {instrument.shape(0)});
+    const auto accounts = account_start.shape(0) - 1;
+    if (account_start.at(accounts) != instrument.shape(0))
+        throw InvalidInput("account_start", accounts,
+                           "last entry must equal the number of positions (" +
+                               std::to_string(instrument.shape(0)) + "), got " +
+                               std::to_string(account_start.at(accounts)));
+
+    RiskArraysView r{static_cast<std::size_t>(risk.shape(0)), static_cast<std::size_t>(risk.shape(1)),
+                     n_units, risk.data(), risk_unit.data()};
+    PositionsView p{static_cast<std::size_t>(accounts), account_start.data(), instrument.data(),
+                    quantity.data()};
+    f64 pnl({accounts, static_cast<py::ssize_t>(n_units), risk.shape(1)});
+    double* out = pnl.mutable_data();
+    {
+        // Safe without the GIL: reads the argument buffers (kept alive by this frame), writes
+        // only the array just allocated.
+        py::gil_scoped_release release;
+        marginkernel::net(r, p, out, threads);
+    }
+    return pnl;
+}
+
+}  // namespace
+
+void bind_net(py::module_& m) {
+    m.def("net", &net, py::arg("risk"), py::arg("risk_unit"), py::arg("n_units"),
+          py::arg("account_start"), py::arg("instrument"), py::arg("quantity"), py::arg("threads") = 1,
+          "Scenario P&L per account and risk unit, [accounts, units, scenarios].");
+}
+
+}  // namespace marginkernel::bindings

@@ -1,0 +1,23 @@
+// Stage 3: reduce. Scenario P&L vectors -> margin figures (DESIGN §3: loss = -P&L, margin >= 0).
+#pragma once
+
+#include "marginkernel/types.hpp"
+
+namespace marginkernel {
+
+// For each of `rows` P&L vectors of length n_scenarios: gains are first scaled by gain_factor
+// (1 = gains count fully, 0 = gains never offset), then by weight (cover fraction), and
+// loss[r] = max(0, -min_s w_s * P'_s); worst[r] = the first s attaining the minimum.
+// `weight` is [weight_rows x n_scenarios] and row r uses weight row r % weight_rows (so P laid out
+// [account][risk unit][scenario] pairs with weights [risk unit][scenario]); null = all ones.
+void worst_loss(const double* pnl, std::size_t rows, std::size_t n_scenarios, const double* weight,
+                std::size_t weight_rows, double gain_factor, double* loss, std::int32_t* worst);
+
+// Value at risk and expected shortfall at `confidence` (e.g. 0.99) of each row, as losses:
+// q = inverse-CDF quantile of P at 1 - confidence (NumPy method="inverted_cdf", with optional
+// probability weights [n_scenarios], null = equal), var = -q, es = -mean(P | P <= q) (weighted).
+// Not clamped at zero: a book that gains in every scenario has negative VaR.
+void value_at_risk(const double* pnl, std::size_t rows, std::size_t n_scenarios,
+                   const double* probability, double confidence, double* var, double* es);
+
+}  // namespace marginkernel

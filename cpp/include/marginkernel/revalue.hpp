@@ -1,0 +1,22 @@
+// Stage 1: revalue. R[i, s] = P&L of one unit of instrument i in scenario s, in the settlement
+// currency of its risk unit (DESIGN §3). Depends only on market + scenarios, so it is computed once
+// per market update and shared by every account.
+#pragma once
+
+#include "marginkernel/types.hpp"
+
+namespace marginkernel {
+
+// Checks every numeric input and throws InvalidInput naming the field and row of the first problem.
+void validate(const InstrumentsView& instruments, const ScenariosView& scenarios);
+
+// Fills risk[n x n_scenarios] (row-major) and, when base_value is not null, base_value[n] = value of
+// one unit now (option premium in settlement currency; 0 for futures, perpetuals and spot).
+// Validates first. `threads` > 1 splits the instruments across that many threads.
+void revalue(const InstrumentsView& instruments, const ScenariosView& scenarios, double* risk,
+             double* base_value = nullptr, int threads = 1);
+
+// The normal CDF the option kernel uses (vectorised, see cpp/src/normal_cdf.hpp for its accuracy).
+void normal_cdf(const double* x, double* out, std::size_t n) noexcept;
+
+}  // namespace marginkernel

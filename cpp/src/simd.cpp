@@ -1,0 +1,80 @@
+#include "marginkernel/simd.hpp"
+
+#include <atomic>
+#include <cstdlib>
+
+#include "kernels.hpp"
+
+namespace marginkernel {
+namespace {
+
+using detail::Kernels;
+
+bool supported(const Kernels& k) {
+    const std::string name = k.name;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    if (name == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (name == "avx512")
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+#endif
+    return name == "baseline";
+}
+
+// Best first.
+const Kernels* const all_targets[] = {
+#if defined(MK_HAVE_AVX512)
+    &detail::kernels_avx512,
+#endif
+#if defined(MK_HAVE_AVX2)
+    &detail::kernels_avx2,
+#endif
+    &detail::kernels_baseline,
+};
+
+const Kernels* find(const std::string& name) {
+    for (const Kernels* k : all_targets)
+        if (name == k->name && supported(*k)) return k;
+    return nullptr;
+}
+
+const Kernels* initial_choice() {
+    if (const char* env = std::getenv("MARGINKERNEL_SIMD"))
+        if (const Kernels* k = find(env)) return k;
+    for (const Kernels* k : all_targets)
+        if (supported(*k)) return k;
+    return &detail::kernels_baseline;
+}
+
+std::atomic<const Kernels*>& active() {
+    static std::atomic<const Kernels*> choice{initial_choice()};
+    return choice;
+}
+
+}  // namespace
+
+namespace detail {
+const Kernels& active_kernels() noexcept { return *active().load(std::memory_order_relaxed); }
+}  // namespace detail
+
+std::vector<std::string> available_simd_targets() {
+    std::vector<std::string> names;
+    for (const Kernels* k : all_targets)
+        if (supported(*k)) names.emplace_back(k->name);
+    return names;
+}
+
+std::string simd_target() { return detail::active_kernels().name; }
+
+void select_simd_target(const std::string& name) {
+    const Kernels* k = find(name);
+    if (!k) {
+        std::string known;
+        for (const auto& n : available_simd_targets()) known += (known.empty() ? "" : ", ") + n;
+        throw InvalidInput("simd_target", -1,
+                           "'" + name + "' is not available on this build and CPU (have: " + known + ")");
+    }
+    active().store(k, std::memory_order_relaxed);
+}
+
+}  // namespace marginkernel
