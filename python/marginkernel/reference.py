@@ -1,0 +1,163 @@
+"""The pure-NumPy reference: the definition every C++ kernel is held to.
+
+Each function has the same signature and semantics as its twin in :mod:`marginkernel.kernels`
+and is written for clarity, not speed (whole (n, S) arrays, SciPy's ``ndtr`` for the normal CDF).
+The conventions are those of DESIGN §3: P&L > 0 is a gain, loss = -P&L, margin >= 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import ndtr
+
+from .kernels import VOL_SHOCKS
+
+FUTURE, PERPETUAL, CALL, PUT, SPOT = range(5)
+LINEAR, INVERSE = 0, 1
+DAYS_PER_YEAR = 365.0
+
+
+def black76(forward, strike, vol, expiry, discount, is_call):
+    """Black-76 value of one unit; sigma*sqrt(T) == 0 gives the discounted intrinsic value."""
+    forward, strike, vol, expiry, discount, is_call = np.broadcast_arrays(
+        *(np.asarray(a, dtype=float) for a in (forward, strike, vol, expiry, discount)),
+        np.asarray(is_call, dtype=bool),
+    )
+    sign = np.where(is_call, 1.0, -1.0)
+    sd = vol * np.sqrt(np.maximum(expiry, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d1 = (np.log(forward / strike) + 0.5 * sd * sd) / sd
+        d2 = d1 - sd
+        value = sign * (forward * ndtr(sign * d1) - strike * ndtr(sign * d2))
+    intrinsic = np.maximum(sign * (forward - strike), 0.0)
+    return discount * np.where(sd > 0.0, value, intrinsic)
+
+
+def vol_scale(expiry, tau_floor_days, short_power, long_power):
+    """tau^p of DESIGN §3 per instrument: tau = 30 days / max(DTE, floor)."""
+    dte = np.asarray(expiry, dtype=float) * DAYS_PER_YEAR
+    tau = 30.0 / np.maximum(dte, tau_floor_days)
+    return tau ** np.where(dte <= 30.0, short_power, long_power)
+
+
+def shocked_vol(vol, shift, scale, vol_shock, vol_up_floor):
+    """Implied vol after a scenario's vol shift (broadcasting vol/scale (n,1) against shift (n,S))."""
+    if vol_shock == "none":
+        out = vol + 0.0 * shift
+    elif vol_shock == "multiplicative":
+        out = vol * np.maximum(1.0 + shift * scale, 0.0)
+    elif vol_shock == "additive":
+        out = np.maximum(vol + shift * scale, 0.0)
+    elif vol_shock == "relative":
+        out = vol * np.maximum(1.0 + shift, 0.0)
+    else:
+        raise ValueError(f"vol_shock: must be one of {sorted(VOL_SHOCKS)}, got {vol_shock!r}")
+    if vol_up_floor > 0.0:
+        out = np.where(shift > 0.0, np.maximum(out, vol_up_floor), out)
+    return out
+
+
+def revalue(
+    kind,
+    settlement,
+    risk_unit,
+    strike,
+    expiry,
+    multiplier,
+    forward,
+    discount,
+    vol,
+    spot,
+    price_multiplier,
+    vol_shift=None,
+    time_shift=None,
+    *,
+    vol_shock: str = "none",
+    tau_floor_days: float = 1.0,
+    short_power: float = 0.0,
+    long_power: float = 0.0,
+    vol_up_floor: float = 0.0,
+    threads: int = 1,
+):
+    """Reference of :func:`marginkernel.kernels.revalue` (``threads`` is accepted and ignored)."""
+    kind = np.asarray(kind)
+    inverse = np.asarray(settlement) == INVERSE
+    unit = np.asarray(risk_unit)
+    mult = np.asarray(multiplier, dtype=float)[:, None]
+    fwd = np.asarray(forward, dtype=float)[:, None]
+    spot = np.asarray(spot, dtype=float)
+    m = np.asarray(price_multiplier, dtype=float)[unit]  # (n, S)
+    ns = m.shape[1]
+    shift = np.zeros_like(m) if vol_shift is None else np.asarray(vol_shift, dtype=float)[unit]
+    dt = np.zeros(ns) if time_shift is None else np.asarray(time_shift, dtype=float)
+
+    # Futures, perpetuals, spot: linear mult*(F_s - F); inverse mult*(1/F - 1/F_s); inverse spot 0.
+    risk = np.where(inverse[:, None], mult * (1.0 / fwd - 1.0 / (fwd * m)), mult * (fwd * m - fwd))
+    risk = np.where((inverse & (kind == SPOT))[:, None], 0.0, risk)
+    value_now = np.zeros(len(kind))
+
+    opt = (kind == CALL) | (kind == PUT)
+    if opt.any():
+        k = np.asarray(strike, dtype=float)[opt][:, None]
+        t = np.asarray(expiry, dtype=float)[opt][:, None]
+        df = np.asarray(discount, dtype=float)[opt][:, None]
+        sigma = np.asarray(vol, dtype=float)[opt][:, None]
+        is_call = (kind[opt] == CALL)[:, None]
+        scale = vol_scale(t, tau_floor_days, short_power, long_power)
+        s_opt = spot[unit[opt]][:, None]
+        now = mult[opt] * black76(fwd[opt], k, sigma, t, df, is_call)
+        sigma_s = shocked_vol(sigma, shift[opt], scale, vol_shock, vol_up_floor)
+        t_s = np.maximum(t - dt[None, :], 0.0)
+        later = mult[opt] * black76(fwd[opt] * m[opt], k, sigma_s, t_s, df, is_call)
+        inv = inverse[opt][:, None]
+        # Inverse options: coin value = quote value / index, now and in the scenario (DESIGN §3).
+        base = np.where(inv, now / s_opt, now)
+        risk[opt] = np.where(inv, later / (s_opt * m[opt]), later) - base
+        value_now[opt] = base[:, 0]
+    return risk, value_now
+
+
+def net(risk, risk_unit, n_units: int, account_start, instrument, quantity, *, threads: int = 1):
+    """Reference of :func:`marginkernel.kernels.net`: P[a, u, s] = sum of q * R[i, s]."""
+    risk = np.asarray(risk, dtype=float)
+    starts = np.asarray(account_start)
+    instrument = np.asarray(instrument)
+    quantity = np.asarray(quantity, dtype=float)
+    n_accounts = len(starts) - 1
+    account = np.repeat(np.arange(n_accounts), np.diff(starts))
+    unit = np.asarray(risk_unit)[instrument]
+    pnl = np.zeros((n_accounts, int(n_units), risk.shape[1]))
+    np.add.at(pnl, (account, unit), quantity[:, None] * risk[instrument])
+    return pnl
+
+
+def worst_loss(pnl, weight=None, gain_factor: float = 1.0):
+    """Reference of :func:`marginkernel.kernels.worst_loss`."""
+    pnl = np.asarray(pnl, dtype=float)
+    haircut = np.where(pnl > 0.0, gain_factor * pnl, pnl)
+    if weight is not None:
+        weight = np.asarray(weight, dtype=float)
+        rows = np.arange(pnl.shape[0]) % weight.shape[0]
+        haircut = weight[rows] * haircut
+    return np.maximum(0.0, -haircut.min(axis=1)), haircut.argmin(axis=1).astype(np.int32)
+
+
+def value_at_risk(pnl, confidence: float, probability=None):
+    """Reference of :func:`marginkernel.kernels.value_at_risk`: NumPy's inverted-CDF quantile."""
+    pnl = np.asarray(pnl, dtype=float)
+    level = 1.0 - confidence
+    if probability is None:
+        q = np.quantile(pnl, level, axis=1, method="inverted_cdf")
+        below = pnl <= q[:, None]
+        es = -(np.where(below, pnl, 0.0).sum(axis=1) / below.sum(axis=1))
+    else:
+        p = np.broadcast_to(np.asarray(probability, dtype=float), pnl.shape)
+        q = np.array([np.quantile(row, level, method="inverted_cdf", weights=w) for row, w in zip(pnl, p)])
+        below = pnl <= q[:, None]
+        es = -((np.where(below, pnl * p, 0.0)).sum(axis=1) / np.where(below, p, 0.0).sum(axis=1))
+    return -q, es
+
+
+def normal_cdf(x):
+    """Reference of :func:`marginkernel.kernels.normal_cdf`."""
+    return ndtr(np.asarray(x, dtype=float))
