@@ -1,11 +1,21 @@
 """marginkernel: portfolio margin, fast and exact.
 
 Pipeline: instruments + market + scenarios -> revalue -> risk arrays R[i, s] -> net (positions)
--> scenario P&L per account -> reduce -> margin. See README.md for both API layers.
+-> scenario P&L per account -> reduce -> margin. Two layers: the high-level :class:`Engine`
+(DataFrames in and out) and the low-level array kernels in :mod:`marginkernel.kernels`, each with
+its pure-NumPy twin in :mod:`marginkernel.reference`.
 """
 
-from . import kernels, reference
+from . import kernels, reference, scenarios
 from ._core import InputError
+from .engine import Book, Engine, MarginResult
+from .instruments import Instruments
+from .market import Market
+from .model import MarginModel, load_model, presets
+from .scenarios import ScenarioSet
 
 __version__ = "0.1.0"
-__all__ = ["InputError", "kernels", "reference", "__version__"]
+__all__ = [
+    "Book", "Engine", "InputError", "Instruments", "MarginModel", "MarginResult", "Market",
+    "ScenarioSet", "kernels", "load_model", "presets", "reference", "scenarios", "__version__",
+]

@@ -1,0 +1,250 @@
+"""Scenario sets: per risk unit a price multiplier, a vol shift and a weight per scenario.
+
+A scenario s moves the forward of every instrument of risk unit u to F * m[u, s], shifts implied
+vols by v[u, s] (how: ``vol_shock``, DESIGN §3), optionally looks ahead ``time_shift[s]`` years,
+and its P&L counts with weight w[u, s] (cover fraction) in the worst case. Builders take the
+risk units' underlyings and parameters that are either one number or a mapping per underlying
+(with an optional ``"default"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .kernels import VOL_SHOCKS
+
+
+@dataclass(frozen=True, eq=False)
+class ScenarioSet:
+    labels: tuple[str, ...]  # one per scenario
+    price_multiplier: np.ndarray  # (U, S)
+    vol_shift: np.ndarray  # (U, S)
+    weight: np.ndarray  # (U, S)
+    time_shift: np.ndarray | None = None  # (S,) years
+    probability: np.ndarray | None = None  # (S,) for VaR / ES; None = equally likely
+    vol_shock: str = "none"
+    tau_floor_days: float = 1.0
+    short_power: float = 0.0
+    long_power: float = 0.0
+    vol_up_floor: float = 0.0
+
+    def __post_init__(self):
+        u, s = np.shape(self.price_multiplier)
+        for name in ("vol_shift", "weight"):
+            if np.shape(getattr(self, name)) != (u, s):
+                raise ValueError(f"scenarios.{name}: shape {np.shape(getattr(self, name))}, expected {(u, s)}")
+        if len(self.labels) != s:
+            raise ValueError(f"scenarios.labels: {len(self.labels)} labels for {s} scenarios")
+        if self.time_shift is not None and np.shape(self.time_shift) != (s,):
+            raise ValueError(f"scenarios.time_shift: shape {np.shape(self.time_shift)}, expected {(s,)}")
+        if self.probability is not None and np.shape(self.probability) != (s,):
+            raise ValueError(f"scenarios.probability: shape {np.shape(self.probability)}, expected {(s,)}")
+        if self.vol_shock not in VOL_SHOCKS:
+            raise ValueError(f"scenarios.vol_shock: must be one of {sorted(VOL_SHOCKS)}, got {self.vol_shock!r}")
+        if not np.all(np.isfinite(self.weight) & (np.asarray(self.weight) >= 0)):
+            raise ValueError("scenarios.weight: must be finite and >= 0")
+
+    @property
+    def n_scenarios(self) -> int:
+        return len(self.labels)
+
+    def kernel_arguments(self) -> dict:
+        """Keyword arguments of :func:`marginkernel.kernels.revalue` that describe the scenarios."""
+        return dict(
+            price_multiplier=self.price_multiplier,
+            vol_shift=self.vol_shift,
+            time_shift=self.time_shift,
+            vol_shock=self.vol_shock,
+            tau_floor_days=self.tau_floor_days,
+            short_power=self.short_power,
+            long_power=self.long_power,
+            vol_up_floor=self.vol_up_floor,
+        )
+
+
+def per_underlying(name: str, value, underlyings: Sequence[str]) -> np.ndarray:
+    """A parameter given as one number or a mapping per underlying (with "default"), per unit."""
+    if isinstance(value, Mapping):
+        out = []
+        for u in underlyings:
+            if u in value:
+                out.append(value[u])
+            elif "default" in value:
+                out.append(value["default"])
+            else:
+                raise ValueError(f"{name}: no value for underlying {u!r} and no 'default'")
+        arr = np.array(out, dtype=float)
+    else:
+        arr = np.full(len(underlyings), float(value))
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: must be finite, got {arr.tolist()}")
+    return arr
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:+.4g}%"
+
+
+def deribit_grid(
+    underlyings: Sequence[str],
+    *,
+    price_range=0.16,
+    steps: int = 4,
+    vol_up: float = 0.5,
+    vol_down: float = 0.25,
+    extended_moves: Sequence[float] = (-0.66, -0.33, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0),
+    extended_dampener: float = 1.0,
+    short_power: float = 0.30,
+    long_power: float = 0.13,
+    tau_floor_days: float = 1.0,
+    vol_up_floor: float = 0.0,
+) -> ScenarioSet:
+    """Deribit-style risk matrix: 2*steps+1 evenly spaced moves over +-price_range, each with vol
+    up / same / down (multiplicative, (30/DTE)^p scaled), then `extended_moves` on vol up only,
+    weighted price_range / |move| * extended_dampener."""
+    if steps < 1:
+        raise ValueError(f"steps: must be >= 1, got {steps}")
+    rng = per_underlying("price_range", price_range, underlyings)
+    if np.any(rng <= 0) or np.any(rng >= 1):
+        raise ValueError(f"price_range: must be in (0, 1), got {rng.tolist()}")
+    fractions = np.arange(-steps, steps + 1) / steps
+    labels, mult, shift, weight = [], [], [], []
+    for vol_name, v in (("up", vol_up), ("same", 0.0), ("down", -vol_down)):
+        for f in fractions:
+            labels.append(f"{_pct(f)} of range, vol {vol_name}")
+            mult.append(1.0 + f * rng)
+            shift.append(np.full(len(rng), v))
+            weight.append(np.ones(len(rng)))
+    for move in extended_moves:
+        if move <= -1 or move == 0:
+            raise ValueError(f"extended_moves: each move must be > -100% and non-zero, got {move}")
+        labels.append(f"extended {_pct(move)}, vol up")
+        mult.append(np.full(len(rng), 1.0 + move))
+        shift.append(np.full(len(rng), vol_up))
+        weight.append(rng / abs(move) * extended_dampener)
+    return ScenarioSet(
+        labels=tuple(labels),
+        price_multiplier=np.array(mult).T.copy(),
+        vol_shift=np.array(shift).T.copy(),
+        weight=np.array(weight).T.copy(),
+        vol_shock="multiplicative",
+        tau_floor_days=tau_floor_days,
+        short_power=short_power,
+        long_power=long_power,
+        vol_up_floor=vol_up_floor,
+    )
+
+
+def span16(
+    underlyings: Sequence[str],
+    *,
+    price_scan=0.1,
+    vol_scan=0.25,
+    extreme_multiple: float = 3.0,
+    cover_fraction: float = 0.35,
+    lookahead_days: float = 1.0,
+) -> ScenarioSet:
+    """The standard SPAN 16 scan points: price 0, +-1/3, +-2/3, +-1 of the price scan range, each with
+    the relative vol scan up and down, then +-extreme_multiple ranges at `cover_fraction`, all
+    looking ahead `lookahead_days` (DESIGN §1)."""
+    scan = per_underlying("price_scan", price_scan, underlyings)
+    vscan = per_underlying("vol_scan", vol_scan, underlyings)
+    if np.any(scan <= 0) or np.any(scan * extreme_multiple >= 1):
+        raise ValueError("price_scan: must be > 0 with price_scan * extreme_multiple < 1")
+    points = [(0, 1), (0, -1), (1 / 3, 1), (1 / 3, -1), (-1 / 3, 1), (-1 / 3, -1), (2 / 3, 1), (2 / 3, -1),
+              (-2 / 3, 1), (-2 / 3, -1), (1, 1), (1, -1), (-1, 1), (-1, -1)]
+    labels, mult, shift, weight = [], [], [], []
+    for k, (f, v) in enumerate(points, start=1):
+        labels.append(f"{k}: price {f:+.3g} range, vol {'up' if v > 0 else 'down'}")
+        mult.append(1.0 + f * scan)
+        shift.append(v * vscan)
+        weight.append(np.ones(len(scan)))
+    for k, sign in ((15, 1.0), (16, -1.0)):
+        labels.append(f"{k}: price {sign * extreme_multiple:+g} ranges (extreme), covered {cover_fraction:g}")
+        mult.append(1.0 + sign * extreme_multiple * scan)
+        shift.append(np.zeros(len(scan)))
+        weight.append(np.full(len(scan), cover_fraction))
+    return ScenarioSet(
+        labels=tuple(labels),
+        price_multiplier=np.array(mult).T.copy(),
+        vol_shift=np.array(shift).T.copy(),
+        weight=np.array(weight).T.copy(),
+        time_shift=np.full(16, lookahead_days / 365.0),
+        vol_shock="relative",
+    )
+
+
+def range_points(
+    underlyings: Sequence[str],
+    *,
+    up=0.1,
+    down=0.1,
+    points: int = 10,
+    include_zero: bool = False,
+    vol_shift: Sequence[float] = (0.0,),
+    vol_shock: str = "none",
+) -> ScenarioSet:
+    """A generic N-point range (OCC TIMS style): points/2 evenly spaced moves down to -down and up to
+    +up (asymmetric when they differ, e.g. +6%/-8%), optionally 0, crossed with each vol shift."""
+    if points < 2 or points % 2:
+        raise ValueError(f"points: must be an even number >= 2, got {points}")
+    ups = per_underlying("up", up, underlyings)
+    downs = per_underlying("down", down, underlyings)
+    if np.any(ups <= 0) or np.any(downs <= 0) or np.any(downs >= 1):
+        raise ValueError("up/down: must be > 0 (and down < 1)")
+    half = points // 2
+    fractions = [-(k / half) for k in range(half, 0, -1)] + ([0.0] if include_zero else []) + \
+        [k / half for k in range(1, half + 1)]
+    labels, mult, shift = [], [], []
+    for v in vol_shift:
+        for f in fractions:
+            labels.append(f"price {f:+.3g} of range" + (f", vol {v:+g}" if len(vol_shift) > 1 or v else ""))
+            mult.append(1.0 + np.where(f < 0, f * downs, f * ups))
+            shift.append(np.full(len(ups), float(v)))
+    mult_arr = np.array(mult).T.copy()
+    return ScenarioSet(
+        labels=tuple(labels),
+        price_multiplier=mult_arr,
+        vol_shift=np.array(shift).T.copy(),
+        weight=np.ones_like(mult_arr),
+        vol_shock=vol_shock,
+    )
+
+
+def historical(
+    underlyings: Sequence[str],
+    returns: Mapping[str, Sequence[float]],
+    *,
+    log_returns: bool = False,
+    probability: Sequence[float] | None = None,
+    labels: Sequence[str] | None = None,
+) -> ScenarioSet:
+    """Joint historical scenarios: one return per underlying per scenario (a column per underlying,
+    e.g. a DataFrame), as simple returns (m = 1 + r) or log returns (m = exp(r))."""
+    cols = []
+    for u in underlyings:
+        if u not in returns:
+            raise ValueError(f"returns: no column for underlying {u!r}")
+        cols.append(np.asarray(returns[u], dtype=float))
+    r = np.array(cols)
+    if r.ndim != 2 or r.shape[1] == 0:
+        raise ValueError("returns: need at least one scenario per underlying, all of one length")
+    if not np.all(np.isfinite(r)):
+        raise ValueError("returns: must be finite")
+    mult = np.exp(r) if log_returns else 1.0 + r
+    if np.any(mult <= 0):
+        raise ValueError("returns: a simple return <= -100% leaves a non-positive price")
+    s = r.shape[1]
+    return ScenarioSet(
+        labels=tuple(labels) if labels is not None else tuple(f"historical {k}" for k in range(s)),
+        price_multiplier=mult,
+        vol_shift=np.zeros_like(mult),
+        weight=np.ones_like(mult),
+        probability=None if probability is None else np.asarray(probability, dtype=float),
+    )
+
+
+BUILDERS = {"deribit_grid": deribit_grid, "span16": span16, "range_points": range_points}
