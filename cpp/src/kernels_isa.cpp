@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
+#include <limits>
 
 #ifndef MK_TARGET
 #error "MK_TARGET must name the SIMD target (baseline, avx2, avx512)"
@@ -19,6 +21,7 @@
 #define Eigen MK_CAT(marginkernel_eigen_, MK_TARGET)
 
 #include <Eigen/Core>
+
 
 #include "kernels.hpp"
 
@@ -69,21 +72,32 @@ inline Block shocked_vol(const Option& o, const Block& shift, const ScenariosVie
 }
 
 // Black-76 value of one unit (before the contract multiplier) in each lane's scenario.
+// Two divisions per value: 1/(sigma sqrt T), and one shared by the two normal CDFs.
 inline Block black76(const Option& o, const Block& m, const Block& log_m, const Block& vol,
                      const Block& sqrt_t) {
     const Block sd = vol * sqrt_t;  // sigma * sqrt(T)
     const Block fwd = o.forward * m;
     const Block safe_sd = (sd > 0.0).select(sd, 1.0);
     const Block d1 = (o.log_moneyness + log_m) / safe_sd + 0.5 * safe_sd;
-    const Block d2 = d1 - safe_sd;
-    const Block value = o.sign * (fwd * normal_cdf<Block>(o.sign * d1) -
-                                  o.strike * normal_cdf<Block>(o.sign * d2));
+    const Block x1 = o.sign * d1;  // N(x1) and N(x2) are the CDFs of sign * d1, sign * d2
+    const Block x2 = o.sign * (d1 - safe_sd);
+    const Block a1 = x1.abs().min(40.0), a2 = x2.abs().min(40.0);
+    Block num1, den1, num2, den2;
+    normal_tail_ratio(a1, num1, den1);
+    normal_tail_ratio(a2, num2, den2);
+    const Block shared = 1.0 / (den1 * den2);
+    const Block tail1 = (-0.5 * a1 * a1).exp() * num1 * den2 * shared;  // N(-|x1|)
+    const Block tail2 = (-0.5 * a2 * a2).exp() * num2 * den1 * shared;
+    const Block n1 = (x1 > 0.0).select(1.0 - tail1, tail1);
+    const Block n2 = (x2 > 0.0).select(1.0 - tail2, tail2);
+    const Block value = o.sign * (fwd * n1 - o.strike * n2);
     const Block intrinsic = (o.sign * (fwd - o.strike)).max(0.0);
     return o.discount * (sd > 0.0).select(value, intrinsic);
 }
 
 void revalue_rows(const InstrumentsView& in, const ScenariosView& sc, const double* log_multiplier,
-                  std::size_t begin, std::size_t end, double* risk, double* base_value) {
+                  const double* inv_multiplier, std::size_t begin, std::size_t end, double* risk,
+                  double* base_value) {
     const std::size_t ns = sc.n_scenarios;
     for (std::size_t i = begin; i < end; ++i) {
         const auto kind = static_cast<Kind>(in.kind[i]);
@@ -91,10 +105,12 @@ void revalue_rows(const InstrumentsView& in, const ScenariosView& sc, const doub
         const std::size_t u = static_cast<std::size_t>(in.risk_unit[i]);
         const double* m = sc.price_multiplier + u * ns;
         const double* log_m = log_multiplier + u * ns;
+        const double* inv_m = inv_multiplier + u * ns;
         const double* shift = sc.vol_shift ? sc.vol_shift + u * ns : nullptr;
         const double mult = in.multiplier[i];
         const double fwd = in.forward[i];
         const double spot = sc.spot[u];
+        const double inv_spot = 1.0 / spot;
         double* out = risk + i * ns;
 
         if (kind != Kind::call && kind != Kind::put) {
@@ -148,7 +164,8 @@ void revalue_rows(const InstrumentsView& in, const ScenariosView& sc, const doub
             const Block value = mult * black76(o, mb, lmb, shocked_vol(o, vb, sc), sqrt_t);
             // Inverse options are worth their quote value divided by the index, now and in the
             // scenario; their coin P&L is the difference (DESIGN §3).
-            const Block pnl = inverse ? Block(value / (spot * mb) - base) : Block(value - base);
+            const Block pnl =
+                inverse ? Block(value * load(inv_m + s0, n, 1.0) * inv_spot - base) : Block(value - base);
             Eigen::Map<Block, Eigen::Unaligned>(out + s0).head(n) = pnl.head(n);
         }
     }
@@ -167,19 +184,175 @@ void normal_cdf_array(const double* x, double* out, std::size_t n) {
     }
 }
 
+// Scenario-blocked netting. For a block of kNetPackets SIMD packets of scenarios, the slice
+// R[:, block] stays in cache while every account's positions are summed into accumulators held in
+// registers (explicit packets: the compiler will not keep an Eigen array in registers across the
+// loop); each account's output block is written once per run of positions in one risk unit.
+using Packet = Eigen::internal::packet_traits<double>::type;
+constexpr std::size_t kLanes = static_cast<std::size_t>(Eigen::internal::unpacket_traits<Packet>::size);
+constexpr std::size_t kNetPackets = 4;  // measured best of 2, 4, 8 (bench/bench_net.py)
+constexpr std::size_t kNetBlock = kNetPackets * kLanes;
+
 void net_accounts(const RiskArraysView& r, const PositionsView& p, std::size_t begin,
                   std::size_t end, double* pnl) {
+    namespace ei = Eigen::internal;
     const std::size_t ns = r.n_scenarios;
-    const std::size_t row = r.n_units * ns;
+    const std::size_t units = r.n_units;
+    const std::size_t row = units * ns;
+    // Rows (account, unit) without positions are zero; every other row is written by plain stores
+    // the first time a block of it is reached and accumulated after that, so the output is
+    // neither cleared nor read back in the common case of one run of positions per risk unit.
+    std::vector<std::int64_t> mark(units, -1);
     for (std::size_t a = begin; a < end; ++a) {
-        double* out = pnl + a * row;
-        std::fill(out, out + row, 0.0);
-        for (auto k = p.account_start[a]; k < p.account_start[a + 1]; ++k) {
-            const auto i = static_cast<std::size_t>(p.instrument[k]);
-            const auto u = static_cast<std::size_t>(r.risk_unit[i]);
-            axpy(out + u * ns, r.risk + i * ns, p.quantity[k], ns);
+        const auto tag = static_cast<std::int64_t>(a);
+        for (auto k = p.account_start[a]; k < p.account_start[a + 1]; ++k)
+            mark[static_cast<std::size_t>(r.risk_unit[p.instrument[k]])] = tag;
+        for (std::size_t u = 0; u < units; ++u)
+            if (mark[u] != tag) std::fill(pnl + a * row + u * ns, pnl + a * row + (u + 1) * ns, 0.0);
+    }
+    std::fill(mark.begin(), mark.end(), -1);
+    std::int64_t tag = 0;
+    const std::size_t full = ns - ns % kNetBlock;
+    for (std::size_t s0 = 0; s0 < full; s0 += kNetBlock) {
+        for (std::size_t a = begin; a < end; ++a, ++tag) {
+            auto k = p.account_start[a];
+            const auto k_end = p.account_start[a + 1];
+            while (k < k_end) {
+                const auto unit = static_cast<std::size_t>(r.risk_unit[p.instrument[k]]);
+                Packet acc[kNetPackets];
+                for (auto& v : acc) v = ei::pset1<Packet>(0.0);
+                for (; k < k_end && static_cast<std::size_t>(r.risk_unit[p.instrument[k]]) == unit; ++k) {
+                    const double* src = r.risk + static_cast<std::size_t>(p.instrument[k]) * ns + s0;
+                    const Packet q = ei::pset1<Packet>(p.quantity[k]);
+                    for (std::size_t j = 0; j < kNetPackets; ++j)
+                        acc[j] = ei::pmadd(q, ei::ploadu<Packet>(src + j * kLanes), acc[j]);
+                }
+                double* dst = pnl + a * row + unit * ns + s0;
+                if (mark[unit] != tag) {
+                    mark[unit] = tag;
+                    for (std::size_t j = 0; j < kNetPackets; ++j) ei::pstoreu(dst + j * kLanes, acc[j]);
+                } else {
+                    for (std::size_t j = 0; j < kNetPackets; ++j)
+                        ei::pstoreu(dst + j * kLanes, ei::padd(ei::ploadu<Packet>(dst + j * kLanes), acc[j]));
+                }
+            }
         }
     }
+    if (full == ns) return;
+    // The last ns % kNetBlock scenarios: clear the tails of the rows that have positions, then add
+    // position by position.
+    const auto tail = [&](std::size_t a, std::int64_t k) {
+        return pnl + a * row + static_cast<std::size_t>(r.risk_unit[p.instrument[k]]) * ns + full;
+    };
+    for (std::size_t a = begin; a < end; ++a) {
+        for (auto k = p.account_start[a]; k < p.account_start[a + 1]; ++k)
+            std::fill(tail(a, k), tail(a, k) + (ns - full), 0.0);
+        for (auto k = p.account_start[a]; k < p.account_start[a + 1]; ++k)
+            axpy(tail(a, k), r.risk + static_cast<std::size_t>(p.instrument[k]) * ns + full, p.quantity[k],
+                 ns - full);
+    }
+}
+
+// The pre-trade what-if (see Kernels::whatif_min): one pass over p, r and w with U independent
+// packet accumulators of the running minimum and of its first index (kept as doubles, exact below
+// 2^53), then the lanes are combined (smallest value, then smallest index) and the tail is scalar.
+//
+// p + q * r is one explicit fused multiply-add when this target has FMA and an unfused multiply
+// then add when it has not, in the packets and in the scalar tail alike, and whatif_fill updates P
+// with exactly the same operation. So the compiler's own contraction choices (GCC contracts a*b+c
+// under -mfma) can never make a what-if and the fill it predicts round differently.
+#if defined(__FMA__)
+constexpr bool kWhatifFused = true;
+#else
+constexpr bool kWhatifFused = false;
+#endif
+
+double whatif_min(const double* p, const double* r, double q, const double* w, double gain_factor,
+                  std::size_t n, std::int32_t* worst) {
+    namespace ei = Eigen::internal;
+    using WPacket = ei::packet_traits<double>::type;
+    constexpr std::size_t L = static_cast<std::size_t>(ei::packet_traits<double>::size);
+    constexpr std::size_t U = 4;
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    const WPacket pq = ei::pset1<WPacket>(q);
+    const WPacket pg = ei::pset1<WPacket>(gain_factor);
+    const WPacket zero = ei::pset1<WPacket>(0.0);
+    const auto value = [&](std::size_t s) {
+        const WPacket ps = ei::ploadu<WPacket>(p + s), rs = ei::ploadu<WPacket>(r + s);
+        WPacket v;
+        if constexpr (kWhatifFused)
+            v = ei::pmadd(pq, rs, ps);
+        else
+            v = ei::padd(ps, ei::pmul(pq, rs));
+        return ei::pmul(ei::ploadu<WPacket>(w + s), ei::pselect(ei::pcmp_lt(zero, v), ei::pmul(pg, v), v));
+    };
+    WPacket best[U], arg[U], idx[U];
+    for (std::size_t u = 0; u < U; ++u) {
+        best[u] = ei::pset1<WPacket>(inf);
+        arg[u] = zero;
+        idx[u] = ei::plset<WPacket>(static_cast<double>(u * L));
+    }
+    std::size_t s = 0;
+    const WPacket stride = ei::pset1<WPacket>(static_cast<double>(U * L));
+    for (; s + U * L <= n; s += U * L) {
+        for (std::size_t u = 0; u < U; ++u) {
+            const WPacket x = value(s + u * L);
+            const WPacket lt = ei::pcmp_lt(x, best[u]);
+            best[u] = ei::pselect(lt, x, best[u]);
+            arg[u] = ei::pselect(lt, idx[u], arg[u]);
+            idx[u] = ei::padd(idx[u], stride);
+        }
+    }
+    // Whole packets left over go to accumulator 0 (its lanes only see larger indices from here on,
+    // so a strict < still keeps each lane's first minimum).
+    WPacket at = ei::plset<WPacket>(static_cast<double>(s));
+    const WPacket step = ei::pset1<WPacket>(static_cast<double>(L));
+    for (; s + L <= n; s += L) {
+        const WPacket x = value(s);
+        const WPacket lt = ei::pcmp_lt(x, best[0]);
+        best[0] = ei::pselect(lt, x, best[0]);
+        arg[0] = ei::pselect(lt, at, arg[0]);
+        at = ei::padd(at, step);
+    }
+    double min_value = inf;
+    double min_index = 0.0;
+    double lane_value[L], lane_index[L];
+    for (std::size_t u = 0; u < U; ++u) {
+        ei::pstoreu(lane_value, best[u]);
+        ei::pstoreu(lane_index, arg[u]);
+        for (std::size_t k = 0; k < L; ++k)
+            if (lane_value[k] < min_value || (lane_value[k] == min_value && lane_index[k] < min_index)) {
+                min_value = lane_value[k];
+                min_index = lane_index[k];
+            }
+    }
+    for (; s < n; ++s) {
+        const double v = kWhatifFused ? std::fma(q, r[s], p[s]) : p[s] + q * r[s];
+        const double x = w[s] * (v > 0.0 ? gain_factor * v : v);
+        if (x < min_value) {
+            min_value = x;
+            min_index = static_cast<double>(s);
+        }
+    }
+    *worst = static_cast<std::int32_t>(min_index);
+    return min_value;
+}
+
+// p[s] = p[s] + q * r[s], rounded exactly as whatif_min rounds it (see above).
+void whatif_fill(double* p, const double* r, double q, std::size_t n) {
+    namespace ei = Eigen::internal;
+    using WPacket = ei::packet_traits<double>::type;
+    constexpr std::size_t L = static_cast<std::size_t>(ei::packet_traits<double>::size);
+    const WPacket pq = ei::pset1<WPacket>(q);
+    std::size_t s = 0;
+    for (; s + L <= n; s += L) {
+        const WPacket ps = ei::ploadu<WPacket>(p + s), rs = ei::ploadu<WPacket>(r + s);
+        if constexpr (kWhatifFused)
+            ei::pstoreu(p + s, ei::pmadd(pq, rs, ps));
+        else
+            ei::pstoreu(p + s, ei::padd(ps, ei::pmul(pq, rs)));
+    }
+    for (; s < n; ++s) p[s] = kWhatifFused ? std::fma(q, r[s], p[s]) : p[s] + q * r[s];
 }
 
 }  // namespace
@@ -192,6 +365,8 @@ const Kernels MK_CAT(kernels_, MK_TARGET) = {
     &MK_TARGET::net_accounts,
     &MK_TARGET::axpy,
     &MK_TARGET::normal_cdf_array,
+    &MK_TARGET::whatif_min,
+    &MK_TARGET::whatif_fill,
 };
 
 }  // namespace marginkernel::detail

@@ -78,12 +78,16 @@ void revalue(const InstrumentsView& in, const ScenariosView& sc, double* risk, d
              int threads) {
     validate(in, sc);
     require_pointer("risk", risk);
-    std::vector<double> log_multiplier(sc.n_units * sc.n_scenarios);
-    for (std::size_t k = 0; k < log_multiplier.size(); ++k)
+    // Per-scenario terms shared by every instrument of a risk unit, computed once.
+    std::vector<double> log_multiplier(sc.n_units * sc.n_scenarios), inv_multiplier(log_multiplier.size());
+    for (std::size_t k = 0; k < log_multiplier.size(); ++k) {
         log_multiplier[k] = std::log(sc.price_multiplier[k]);
+        inv_multiplier[k] = 1.0 / sc.price_multiplier[k];
+    }
     const Kernels& kernels = active_kernels();
     parallel_for(in.n, threads, [&](std::size_t begin, std::size_t end) {
-        kernels.revalue_rows(in, sc, log_multiplier.data(), begin, end, risk, base_value);
+        kernels.revalue_rows(in, sc, log_multiplier.data(), inv_multiplier.data(), begin, end, risk,
+                             base_value);
     });
 }
 

@@ -89,7 +89,7 @@ def cmd_margin(args) -> int:
 def cmd_presets(args) -> int:
     for name in presets():
         m = load_model(name)
-        print(f"{name:12s} {m.description}  [{m.source}; as of {m.as_of}]")
+        print(f"{name:12s} {getattr(m, 'description', '')}\n{'':12s} source: {m.source}; as of {m.as_of}")
     return 0
 
 

@@ -36,9 +36,10 @@ from pathlib import Path
 from . import scenarios as _scenarios
 
 MEASURES = ("worst_loss", "var", "es")
+GENERIC = "scenario-grid"  # [model] methodology of models the generic Engine computes
 NETTING = ("risk_unit", "account")
 _MODEL_KEYS = {
-    "name": str, "description": str, "source": str, "as_of": str, "measure": str, "netting": str,
+    "name": str, "methodology": str, "description": str, "source": str, "as_of": str, "measure": str, "netting": str,
     "confidence": float, "gain_factor": float, "im_factor": float, "mm_factor": float,
 }
 
@@ -104,6 +105,9 @@ class MarginModel:
             kwargs[key] = value
         if "name" not in kwargs:
             raise ValueError("model.name: missing")
+        methodology = kwargs.pop("methodology", GENERIC)
+        if methodology != GENERIC:
+            raise ValueError(f"model.methodology: {methodology!r} is not the generic {GENERIC!r}; use load_model()")
         scen = data.get("scenarios")
         if not isinstance(scen, Mapping) or "builder" not in scen:
             raise ValueError("scenarios.builder: missing [scenarios] section or its builder")
@@ -132,13 +136,30 @@ def presets() -> list[str]:
     return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
-def load_model(name_or_path: str | Path) -> MarginModel:
-    """A preset by name (see :func:`presets`) or a model file by path."""
+def load_model(name_or_path: str | Path):
+    """A preset by name (see :func:`presets`) or a model file by path.
+
+    Models of the generic methodology give a :class:`MarginModel` (for :class:`Engine`); a file whose
+    ``[model] methodology`` names a methodology with its own module gives that module's parameters
+    (``"derive-pm2"``: :class:`marginkernel.derive_pm2.PM2Params`).
+    """
     if isinstance(name_or_path, str) and name_or_path in presets():
-        resource = resources.files("marginkernel") / "presets" / f"{name_or_path}.toml"
-        with resources.as_file(resource) as path:
-            return MarginModel.from_toml(path)
+        with resources.as_file(resources.files("marginkernel") / "presets" / f"{name_or_path}.toml") as path:
+            return _load_file(path)
     path = Path(name_or_path)
     if not path.exists():
         raise ValueError(f"model: {str(name_or_path)!r} is neither a preset ({', '.join(presets())}) nor a file")
+    return _load_file(path)
+
+
+def _load_file(path: Path):
+    try:
+        with path.open("rb") as fh:
+            methodology = tomllib.load(fh).get("model", {}).get("methodology", GENERIC)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"model file {str(path)!r}: not valid TOML: {exc}") from None
+    if methodology == "derive-pm2":
+        from .derive_pm2 import load_preset
+
+        return load_preset(path)
     return MarginModel.from_toml(path)
