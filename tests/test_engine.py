@@ -72,12 +72,17 @@ def test_engine_matches_the_reference_pipeline():
                                 inst.multiplier, m.forward, m.discount, m.vol, m.unit_spot,
                                 **sc.kernel_arguments())
     np.testing.assert_allclose(eng.risk, risk, rtol=0, atol=1e-9)  # USD-scale values, ~1e-15 relative
+    # Deribit's extended table counts options only: futures and perpetuals add nothing there.
+    risk[np.ix_(~np.isin(inst.kind, [2, 3]), sc.options_only)] = 0.0
     book = eng.book(positions)
     pnl = reference.net(risk, m.unit_of_row, len(eng.units), book.account_start, book.instrument, book.quantity)
     loss, _ = reference.worst_loss(pnl.reshape(-1, pnl.shape[2]), sc.weight, 1.0)
     im = (loss.reshape(pnl.shape[:2]) * m.unit_fx).sum(axis=1)
-    np.testing.assert_allclose(res.accounts["im"].to_numpy(), im, rtol=1e-11)
-    np.testing.assert_allclose(res.accounts["mm"].to_numpy(), 0.8 * im, rtol=1e-11)
+    np.testing.assert_allclose(res.accounts["scan_risk"].to_numpy(), im, rtol=1e-11)
+    # IM = risk-matrix margin + roll shock + delta shock; MM = 0.8 x IM.
+    np.testing.assert_allclose(res.accounts["im"],
+                               res.accounts[["scan_risk", "roll_shock", "delta_shock"]].sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(res.accounts["mm"], 0.8 * res.accounts["im"], rtol=1e-11)
 
 
 def test_risk_arrays_are_cached_and_shared():

@@ -132,6 +132,49 @@ class Market:
         )
 
 
+def collateral_frame(collateral):
+    """Collateral balances as a DataFrame with columns ``account``, ``currency``, ``amount``.
+
+    Accepts such a DataFrame (or records), or a mapping ``{account: {currency: amount}}``. Amounts are
+    balances in units of the currency (negative: a debt). A missing column, a missing account or
+    currency, or an amount that is not a finite number raises naming the row. The input is not
+    modified (a new frame is returned)."""
+    import pandas as pd
+
+    if isinstance(collateral, pd.DataFrame):
+        frame = collateral
+    elif isinstance(collateral, Mapping):
+        rows = []
+        for account, balances in collateral.items():
+            if not isinstance(balances, Mapping):
+                raise TypeError(f"collateral[{account!r}]: expected a table of currency = amount, "
+                                f"got {type(balances).__name__}")
+            rows.extend({"account": account, "currency": c, "amount": a} for c, a in balances.items())
+        frame = pd.DataFrame(rows, columns=["account", "currency", "amount"])
+    else:
+        try:
+            rows = list(collateral)
+        except TypeError:
+            raise TypeError(f"collateral: expected a DataFrame, records or a mapping, got "
+                            f"{type(collateral).__name__}") from None
+        for k, r in enumerate(rows):
+            if not isinstance(r, Mapping):
+                raise TypeError(f"collateral row {k}: expected a mapping, got {type(r).__name__}")
+        frame = pd.DataFrame(rows, columns=None if rows else ["account", "currency", "amount"])
+    missing = {"account", "currency", "amount"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"collateral: missing column(s) {sorted(missing)}")
+    out = frame[["account", "currency", "amount"]].reset_index(drop=True).copy()
+    for k, (acc, cur, amount) in enumerate(zip(out["account"], out["currency"], out["amount"])):
+        if acc is None or (isinstance(acc, float) and math.isnan(acc)):
+            raise ValueError(f"collateral row {k}: missing account")
+        if not isinstance(cur, str) or not cur:
+            raise ValueError(f"collateral row {k}: currency must be a non-empty string, got {cur!r}")
+        _finite(f"collateral row {k}: amount", amount)
+    out["amount"] = out["amount"].astype(float)
+    return out
+
+
 @dataclass(frozen=True)
 class ResolvedMarket:
     """The market laid out for the kernels: per risk unit and per instrument row."""
@@ -177,4 +220,4 @@ def _non_negative(name: str, value) -> float:
     return out
 
 
-__all__ = ["Market", "ResolvedMarket", "SECONDS_PER_YEAR", "risk_unit_name"]
+__all__ = ["Market", "ResolvedMarket", "SECONDS_PER_YEAR", "collateral_frame", "risk_unit_name"]

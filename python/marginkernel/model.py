@@ -1,6 +1,6 @@
 """Margin models as validated configuration (TOML), and the presets shipped with the package.
 
-Layout of a model file::
+Layout of a model file (docs/models.md documents every key, its type, default and meaning)::
 
     [model]
     name = "deribit-pm"
@@ -8,24 +8,34 @@ Layout of a model file::
     source = "where the parameters come from"
     as_of = "2026-11-21"
     measure = "worst_loss"     # worst_loss | var | es
-    netting = "risk_unit"      # risk_unit: margin per risk unit, summed in USD
-                               # account: joint scenarios, P&L summed across units in USD first
     confidence = 0.99          # var / es only
-    gain_factor = 1.0          # gains scaled by this before the worst case (0: gains never offset)
-    im_factor = 1.0            # IM = im_factor * measure
-    mm_factor = 0.8            # MM = mm_factor * IM
+    netting = "currency"       # risk_unit | currency | account: the level scenario P&L nets up to
+    gain_factor = 1.0          # gains of the level below scaled by this when netting (pnl_offset);
+                               # a number or a table per child (unit or currency) with "default"
+    gain_cap = 1e6             # at most this much (reporting currency) of gains offsets losses
+    mode = "cross"             # cross | isolated: positions netted per account, or each alone
+    currency = "USD"           # reporting currency of margins and equity
+    im_factor = 1.0            # IM = im_factor * requirement (scan risk and add-ons)
+    mm_factor = 0.8            # MM = mm_factor * requirement
 
     [scenarios]
     builder = "deribit_grid"   # a builder of marginkernel.scenarios (deribit_grid, span16, range_points)
     price_range = { default = 0.16, ETH = 0.18 }   # the builder's keyword arguments
-    ...
 
-Every key is checked; an unknown key or a value of the wrong type raises ``ValueError`` naming it.
+    [collateral]
+    haircut = { default = 0.0, ETH = 0.05 }        # per collateral currency, in [0, 1]
+
+    [addons.roll_shock]        # one table per add-on (marginkernel.addons); type defaults to the name
+    min_annualised_move = 0.01
+
+Every key is checked; an unknown key, a value of the wrong type or out of range raises
+``ValueError`` naming it (``model.mesure: unknown key``, ``addons.roll_shock.min_annualised_move:
+must be >= 0.0``).
 """
 
 from __future__ import annotations
 
-import inspect
+import datetime as _dt
 import math
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -33,50 +43,168 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from . import addons as _addons
 from . import scenarios as _scenarios
 
 MEASURES = ("worst_loss", "var", "es")
 GENERIC = "scenario-grid"  # [model] methodology of models the generic Engine computes
-NETTING = ("risk_unit", "account")
+NETTING = ("risk_unit", "currency", "account")
+MODES = ("cross", "isolated")
+SECTIONS = ("model", "scenarios", "collateral", "addons")
 _MODEL_KEYS = {
     "name": str, "methodology": str, "description": str, "source": str, "as_of": str, "measure": str, "netting": str,
-    "confidence": float, "gain_factor": float, "im_factor": float, "mm_factor": float,
+    "confidence": float, "gain_factor": (float, Mapping), "gain_cap": float, "im_factor": float,
+    "mm_factor": float, "mode": str, "currency": str,
 }
+#: column names of MarginResult.accounts an add-on may not take
+RESERVED = ("im", "mm", "risk", "worst_unit", "worst_scenario", "scan_risk", "equity", "available",
+            "margin_ratio", "liquidation", "account", "risk_unit", "currency", "loss", "loss_usd")
+
+
+def _check_number(name: str, value, lo: float | None = None, hi: float | None = None, allow_inf=False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}: expected a number, got {value!r}")
+    value = float(value)
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
+        raise ValueError(f"{name}: must be finite, got {value!r}")
+    if lo is not None and value < lo:
+        raise ValueError(f"{name}: must be >= {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ValueError(f"{name}: must be <= {hi}, got {value!r}")
+    return value
+
+
+def _check_per_key(name: str, value, lo, hi) -> float | dict:
+    if isinstance(value, Mapping):
+        if not value:
+            raise ValueError(f"{name}: empty table")
+        return {str(k): _check_number(f"{name}.{k}", v, lo, hi) for k, v in value.items()}
+    return _check_number(name, value, lo, hi)
+
+
+def _check_scenario_params(builder: str, params: Mapping) -> None:
+    types = _scenarios.PARAM_TYPES.get(builder, {})
+    for key, value in params.items():
+        kind = types.get(key)
+        where = f"scenarios.{key}"
+        if kind in ("number", "int"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind == "int" and not isinstance(value, int)):
+                raise ValueError(f"{where}: expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}")
+            _check_number(where, value)
+        elif kind == "per_underlying":
+            _check_per_key(where, value, None, None)
+        elif kind == "bool" and not isinstance(value, bool):
+            raise ValueError(f"{where}: expected true or false, got {value!r}")
+        elif kind == "str" and not isinstance(value, str):
+            raise ValueError(f"{where}: expected a string, got {value!r}")
+        elif kind == "numbers":
+            if isinstance(value, (str, Mapping)) or not isinstance(value, Sequence):
+                raise ValueError(f"{where}: expected an array of numbers, got {value!r}")
+            for k, v in enumerate(value):
+                _check_number(f"{where}[{k}]", v)
 
 
 @dataclass(frozen=True)
 class MarginModel:
+    """A generic scenario-grid margin model (see the module docstring and docs/models.md).
+
+    ``addons`` may be given as a sequence of :class:`marginkernel.addons.AddOn` or as a mapping of
+    name -> TOML-style table; ``collateral_haircut`` as a number or a mapping per currency (with an
+    optional ``"default"``)."""
+
     name: str
     builder: str
     scenario_params: Mapping = field(default_factory=dict)
     measure: str = "worst_loss"
     netting: str = "risk_unit"
     confidence: float = 0.99
-    gain_factor: float = 1.0
+    gain_factor: float | Mapping = 1.0
     im_factor: float = 1.0
     mm_factor: float = 1.0
     description: str = ""
     source: str = ""
     as_of: str = ""
+    mode: str = "cross"
+    currency: str = "USD"
+    gain_cap: float = math.inf
+    addons: tuple = ()
+    collateral_haircut: float | Mapping = 0.0
 
     def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"model.name: must be a non-empty string, got {self.name!r}")
         if self.measure not in MEASURES:
             raise ValueError(f"model.measure: must be one of {MEASURES}, got {self.measure!r}")
         if self.netting not in NETTING:
             raise ValueError(f"model.netting: must be one of {NETTING}, got {self.netting!r}")
-        if not 0 < self.confidence < 1:
+        if self.mode not in MODES:
+            raise ValueError(f"model.mode: must be one of {MODES}, got {self.mode!r}")
+        if not isinstance(self.currency, str) or not self.currency:
+            raise ValueError(f"model.currency: must be a currency name, got {self.currency!r}")
+        if isinstance(self.confidence, bool) or not isinstance(self.confidence, (int, float)) \
+                or not 0 < self.confidence < 1:
             raise ValueError(f"model.confidence: must be in (0, 1), got {self.confidence!r}")
-        for key in ("gain_factor", "im_factor", "mm_factor"):
+        for key in ("im_factor", "mm_factor"):
             value = getattr(self, key)
-            if not (math.isfinite(value) and value >= 0):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"model.{key}: must be finite and >= 0, got {value!r}")
+        object.__setattr__(self, "gain_factor", _check_per_key("model.gain_factor", self.gain_factor, 0.0, 1.0))
+        object.__setattr__(self, "gain_cap", _check_number("model.gain_cap", self.gain_cap, 0.0, allow_inf=True))
+        object.__setattr__(self, "collateral_haircut",
+                           _check_per_key("collateral.haircut", self.collateral_haircut, 0.0, 1.0))
         if self.builder not in _scenarios.BUILDERS:
             raise ValueError(f"scenarios.builder: must be one of {sorted(_scenarios.BUILDERS)}, got {self.builder!r}")
+        import inspect
+
         params = inspect.signature(_scenarios.BUILDERS[self.builder]).parameters
         for key in self.scenario_params:
             if key not in params or key == "underlyings":
                 known = sorted(k for k in params if k != "underlyings")
                 raise ValueError(f"scenarios.{key}: not a parameter of {self.builder}; known: {known}")
+        _check_scenario_params(self.builder, self.scenario_params)
+        self._probe_scenarios()
+        object.__setattr__(self, "addons", self._build_addons(self.addons))
+
+    def _probe_scenarios(self) -> None:
+        """Build the scenario set once for the underlyings the parameters name, so that an
+        out-of-range value fails when the model is loaded, naming its key."""
+        names = set()
+        for value in self.scenario_params.values():
+            if isinstance(value, Mapping):
+                names |= {str(k) for k in value if k != "default"}
+        try:
+            _scenarios.BUILDERS[self.builder](sorted(names) or ["X"], **self.scenario_params)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"scenarios.{exc}") from None
+
+    @staticmethod
+    def _build_addons(value) -> tuple:
+        if isinstance(value, Mapping):
+            items = [_addons.build(str(name), table) for name, table in value.items()]
+        else:
+            items = list(value)
+            for k, a in enumerate(items):
+                if not isinstance(a, _addons.AddOn):
+                    raise ValueError(f"addons[{k}]: expected an AddOn (or a table of add-on tables), got {a!r}")
+        names = [a.name for a in items]
+        for a in items:
+            if a.name in RESERVED:
+                raise ValueError(f"addons.{a.name}: the name {a.name!r} is reserved for a result column")
+            if names.count(a.name) > 1:
+                raise ValueError(f"addons.{a.name}: two add-ons share this name")
+        for a in items:
+            after = a.config.get("after") if a.type == "inter_spread" else ""
+            if after:
+                before = names[: names.index(a.name)]
+                target = next((b for b in items if b.name == after), None)
+                if after not in before or target is None or target.type != "intra_spread":
+                    raise ValueError(f"addons.{a.name}.after: {after!r} is not an intra_spread add-on listed before it")
+        return tuple(items)
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """Names of the add-on components, in file order."""
+        return tuple(a.name for a in self.addons)
 
     def scenarios(self, underlyings: Sequence[str]) -> _scenarios.ScenarioSet:
         """The scenario set for risk units with these underlyings (one per unit, in order)."""
@@ -87,9 +215,11 @@ class MarginModel:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> MarginModel:
-        unknown = set(data) - {"model", "scenarios"}
+        if not isinstance(data, Mapping):
+            raise ValueError(f"model: expected a table of sections, got {type(data).__name__}")
+        unknown = set(data) - set(SECTIONS)
         if unknown:
-            raise ValueError(f"unknown section(s) {sorted(unknown)}; a model file has [model] and [scenarios]")
+            raise ValueError(f"unknown section(s) {sorted(unknown)}; a model file has {list(SECTIONS)}")
         model = data.get("model")
         if not isinstance(model, Mapping):
             raise ValueError("model: missing [model] section")
@@ -98,10 +228,14 @@ class MarginModel:
             if key not in _MODEL_KEYS:
                 raise ValueError(f"model.{key}: unknown key; known: {sorted(_MODEL_KEYS)}")
             want = _MODEL_KEYS[key]
+            if key == "as_of" and isinstance(value, (_dt.date, _dt.datetime)):
+                value = value.isoformat()
             if want is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             if not isinstance(value, want) or isinstance(value, bool):
-                raise ValueError(f"model.{key}: expected {want.__name__}, got {value!r}")
+                names = " or a table" if isinstance(want, tuple) else ""
+                label = "float" if want is float or isinstance(want, tuple) else want.__name__
+                raise ValueError(f"model.{key}: expected {label}{names}, got {value!r}")
             kwargs[key] = value
         if "name" not in kwargs:
             raise ValueError("model.name: missing")
@@ -111,8 +245,24 @@ class MarginModel:
         scen = data.get("scenarios")
         if not isinstance(scen, Mapping) or "builder" not in scen:
             raise ValueError("scenarios.builder: missing [scenarios] section or its builder")
+        if not isinstance(scen["builder"], str):
+            raise ValueError(f"scenarios.builder: expected a string, got {scen['builder']!r}")
         params = {k: v for k, v in scen.items() if k != "builder"}
-        return cls(builder=scen["builder"], scenario_params=params, **kwargs)
+        collateral = data.get("collateral", {})
+        if not isinstance(collateral, Mapping):
+            raise ValueError(f"collateral: expected a table, got {collateral!r}")
+        for key in collateral:
+            if key != "haircut":
+                raise ValueError(f"collateral.{key}: unknown key; known: ['haircut']")
+        if "haircut" in collateral:
+            kwargs["collateral_haircut"] = collateral["haircut"]
+        addon_tables = data.get("addons", {})
+        if not isinstance(addon_tables, Mapping):
+            raise ValueError(f"addons: expected tables [addons.<name>], got {addon_tables!r}")
+        for name, table in addon_tables.items():
+            if not isinstance(table, Mapping):
+                raise ValueError(f"addons.{name}: expected a table [addons.{name}], got {table!r}")
+        return cls(builder=scen["builder"], scenario_params=params, addons=dict(addon_tables), **kwargs)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> MarginModel:
@@ -122,6 +272,8 @@ class MarginModel:
                 data = tomllib.load(fh)
         except FileNotFoundError:
             raise ValueError(f"model file {str(path)!r}: not found") from None
+        except IsADirectoryError:
+            raise ValueError(f"model file {str(path)!r}: is a directory") from None
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"model file {str(path)!r}: not valid TOML: {exc}") from None
         try:
@@ -146,8 +298,10 @@ def load_model(name_or_path: str | Path):
     if isinstance(name_or_path, str) and name_or_path in presets():
         with resources.as_file(resources.files("marginkernel") / "presets" / f"{name_or_path}.toml") as path:
             return _load_file(path)
+    if not isinstance(name_or_path, (str, Path)):
+        raise TypeError(f"model: expected a preset name or a path, got {type(name_or_path).__name__}")
     path = Path(name_or_path)
-    if not path.exists():
+    if not path.is_file():
         raise ValueError(f"model: {str(name_or_path)!r} is neither a preset ({', '.join(presets())}) nor a file")
     return _load_file(path)
 
@@ -155,9 +309,13 @@ def load_model(name_or_path: str | Path):
 def _load_file(path: Path):
     try:
         with path.open("rb") as fh:
-            methodology = tomllib.load(fh).get("model", {}).get("methodology", GENERIC)
+            data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"model file {str(path)!r}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"model file {str(path)!r}: not valid TOML: {exc}") from None
+    section = data.get("model", {})
+    methodology = section.get("methodology", GENERIC) if isinstance(section, Mapping) else GENERIC
     if methodology == "derive-pm2":
         from .derive_pm2 import load_preset
 

@@ -25,6 +25,7 @@ class ScenarioSet:
     weight: np.ndarray  # (U, S)
     time_shift: np.ndarray | None = None  # (S,) years
     probability: np.ndarray | None = None  # (S,) for VaR / ES; None = equally likely
+    options_only: np.ndarray | None = None  # (S,) bool: only options' P&L counts in these scenarios
     vol_shock: str = "none"
     tau_floor_days: float = 1.0
     short_power: float = 0.0
@@ -42,6 +43,8 @@ class ScenarioSet:
             raise ValueError(f"scenarios.time_shift: shape {np.shape(self.time_shift)}, expected {(s,)}")
         if self.probability is not None and np.shape(self.probability) != (s,):
             raise ValueError(f"scenarios.probability: shape {np.shape(self.probability)}, expected {(s,)}")
+        if self.options_only is not None and np.shape(self.options_only) != (s,):
+            raise ValueError(f"scenarios.options_only: shape {np.shape(self.options_only)}, expected {(s,)}")
         if self.vol_shock not in VOL_SHOCKS:
             raise ValueError(f"scenarios.vol_shock: must be one of {sorted(VOL_SHOCKS)}, got {self.vol_shock!r}")
         if not np.all(np.isfinite(self.weight) & (np.asarray(self.weight) >= 0)):
@@ -101,12 +104,21 @@ def deribit_grid(
     long_power: float = 0.13,
     tau_floor_days: float = 1.0,
     vol_up_floor: float = 0.0,
+    extended_options_only: bool = False,
 ) -> ScenarioSet:
     """Deribit-style risk matrix: 2*steps+1 evenly spaced moves over +-price_range, each with vol
     up / same / down (multiplicative, (30/DTE)^p scaled), then `extended_moves` on vol up only,
-    weighted price_range / |move| * extended_dampener."""
+    weighted price_range / |move| * extended_dampener; with `extended_options_only` only options'
+    P&L counts in the extended moves (Deribit: the extended table is for far out-of-the-money short
+    options; futures and perpetuals contribute 0 there)."""
     if steps < 1:
         raise ValueError(f"steps: must be >= 1, got {steps}")
+    for key, value in (("vol_up", vol_up), ("vol_down", vol_down), ("extended_dampener", extended_dampener),
+                       ("vol_up_floor", vol_up_floor)):
+        if not value >= 0:
+            raise ValueError(f"{key}: must be >= 0, got {value}")
+    if not tau_floor_days > 0:
+        raise ValueError(f"tau_floor_days: must be > 0, got {tau_floor_days}")
     rng = per_underlying("price_range", price_range, underlyings)
     if np.any(rng <= 0) or np.any(rng >= 1):
         raise ValueError(f"price_range: must be in (0, 1), got {rng.tolist()}")
@@ -135,6 +147,7 @@ def deribit_grid(
         short_power=short_power,
         long_power=long_power,
         vol_up_floor=vol_up_floor,
+        options_only=np.arange(len(labels)) >= 3 * len(fractions) if extended_options_only else None,
     )
 
 
@@ -146,14 +159,24 @@ def span16(
     extreme_multiple: float = 3.0,
     cover_fraction: float = 0.35,
     lookahead_days: float = 1.0,
+    year_days: float = 365.0,
 ) -> ScenarioSet:
     """The standard SPAN 16 scan points: price 0, +-1/3, +-2/3, +-1 of the price scan range, each with
     the relative vol scan up and down, then +-extreme_multiple ranges at `cover_fraction`, all
-    looking ahead `lookahead_days` (DESIGN §1)."""
+    looking ahead `lookahead_days` of a `year_days`-day year (365: calendar days; 250: one trading
+    day as SPAN files are computed, see docs/span.md) (DESIGN §1)."""
     scan = per_underlying("price_scan", price_scan, underlyings)
     vscan = per_underlying("vol_scan", vol_scan, underlyings)
     if np.any(scan <= 0) or np.any(scan * extreme_multiple >= 1):
         raise ValueError("price_scan: must be > 0 with price_scan * extreme_multiple < 1")
+    if np.any(vscan < 0):
+        raise ValueError(f"vol_scan: must be >= 0, got {vscan.tolist()}")
+    if not 0 <= cover_fraction <= 1:
+        raise ValueError(f"cover_fraction: must be in [0, 1], got {cover_fraction}")
+    if extreme_multiple <= 0:
+        raise ValueError(f"extreme_multiple: must be > 0, got {extreme_multiple}")
+    if lookahead_days < 0 or year_days <= 0:
+        raise ValueError(f"lookahead_days / year_days: must be >= 0 / > 0, got {lookahead_days} / {year_days}")
     points = [(0, 1), (0, -1), (1 / 3, 1), (1 / 3, -1), (-1 / 3, 1), (-1 / 3, -1), (2 / 3, 1), (2 / 3, -1),
               (-2 / 3, 1), (-2 / 3, -1), (1, 1), (1, -1), (-1, 1), (-1, -1)]
     labels, mult, shift, weight = [], [], [], []
@@ -172,7 +195,7 @@ def span16(
         price_multiplier=np.array(mult).T.copy(),
         vol_shift=np.array(shift).T.copy(),
         weight=np.array(weight).T.copy(),
-        time_shift=np.full(16, lookahead_days / 365.0),
+        time_shift=np.full(16, lookahead_days / year_days),
         vol_shock="relative",
     )
 
@@ -186,31 +209,61 @@ def range_points(
     include_zero: bool = False,
     vol_shift: Sequence[float] = (0.0,),
     vol_shock: str = "none",
+    extreme_multiple: float = 0.0,
+    extreme_cover: float = 1.0,
+    extreme_vol_shift: float = 0.0,
+    short_power: float = 0.0,
+    long_power: float = 0.0,
+    tau_floor_days: float = 1.0,
+    lookahead_days: float = 0.0,
 ) -> ScenarioSet:
-    """A generic N-point range (OCC TIMS style): points/2 evenly spaced moves down to -down and up to
-    +up (asymmetric when they differ, e.g. +6%/-8%), optionally 0, crossed with each vol shift."""
-    if points < 2 or points % 2:
+    """A generic N-point range (OCC TIMS / OKX spot-shock style): points/2 evenly spaced moves down to
+    -down and up to +up (asymmetric when they differ, e.g. +6%/-8%), optionally 0, crossed with each
+    vol shift (how it applies: `vol_shock`, scaled by tau^power for "multiplicative"/"additive");
+    then, when `extreme_multiple` > 0, two extreme moves +up*multiple and -down*multiple at vol shift
+    `extreme_vol_shift`, weighted `extreme_cover` (cover fraction). All scenarios look ahead
+    `lookahead_days` calendar days."""
+    if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 2 or points % 2:
         raise ValueError(f"points: must be an even number >= 2, got {points}")
     ups = per_underlying("up", up, underlyings)
     downs = per_underlying("down", down, underlyings)
     if np.any(ups <= 0) or np.any(downs <= 0) or np.any(downs >= 1):
-        raise ValueError("up/down: must be > 0 (and down < 1)")
+        raise ValueError(f"up/down: must be > 0 (and down < 1), got up {ups.tolist()}, down {downs.tolist()}")
+    if extreme_multiple < 0 or np.any(downs * extreme_multiple >= 1):
+        raise ValueError(f"extreme_multiple: must be >= 0 with down * extreme_multiple < 1, got {extreme_multiple}")
+    if not 0 <= extreme_cover <= 1:
+        raise ValueError(f"extreme_cover: must be in [0, 1], got {extreme_cover}")
+    if lookahead_days < 0:
+        raise ValueError(f"lookahead_days: must be >= 0, got {lookahead_days}")
+    if len(vol_shift) == 0:
+        raise ValueError("vol_shift: needs at least one vol shift (0 for none)")
     half = points // 2
     fractions = [-(k / half) for k in range(half, 0, -1)] + ([0.0] if include_zero else []) + \
         [k / half for k in range(1, half + 1)]
-    labels, mult, shift = [], [], []
+    labels, mult, shift, weight = [], [], [], []
     for v in vol_shift:
         for f in fractions:
             labels.append(f"price {f:+.3g} of range" + (f", vol {v:+g}" if len(vol_shift) > 1 or v else ""))
             mult.append(1.0 + np.where(f < 0, f * downs, f * ups))
             shift.append(np.full(len(ups), float(v)))
+            weight.append(np.ones(len(ups)))
+    if extreme_multiple > 0:
+        for sign in (1.0, -1.0):
+            labels.append(f"extreme {sign * extreme_multiple:+g} ranges, covered {extreme_cover:g}")
+            mult.append(1.0 + sign * extreme_multiple * (ups if sign > 0 else downs))
+            shift.append(np.full(len(ups), float(extreme_vol_shift)))
+            weight.append(np.full(len(ups), float(extreme_cover)))
     mult_arr = np.array(mult).T.copy()
     return ScenarioSet(
         labels=tuple(labels),
         price_multiplier=mult_arr,
         vol_shift=np.array(shift).T.copy(),
-        weight=np.ones_like(mult_arr),
+        weight=np.array(weight).T.copy(),
+        time_shift=np.full(len(labels), lookahead_days / 365.0) if lookahead_days else None,
         vol_shock=vol_shock,
+        tau_floor_days=tau_floor_days,
+        short_power=short_power,
+        long_power=long_power,
     )
 
 
@@ -248,3 +301,25 @@ def historical(
 
 
 BUILDERS = {"deribit_grid": deribit_grid, "span16": span16, "range_points": range_points}
+
+#: the type of every builder parameter a model file may set: "per_underlying" (a number or a table of
+#: numbers per underlying with an optional "default"), "number", "int", "bool", "str", "numbers" (an
+#: array of numbers). MarginModel checks values against it and names the key on a mismatch.
+PARAM_TYPES = {
+    "deribit_grid": {
+        "price_range": "per_underlying", "steps": "int", "vol_up": "number", "vol_down": "number",
+        "extended_moves": "numbers", "extended_dampener": "number", "short_power": "number",
+        "long_power": "number", "tau_floor_days": "number", "vol_up_floor": "number",
+        "extended_options_only": "bool",
+    },
+    "span16": {
+        "price_scan": "per_underlying", "vol_scan": "per_underlying", "extreme_multiple": "number",
+        "cover_fraction": "number", "lookahead_days": "number", "year_days": "number",
+    },
+    "range_points": {
+        "up": "per_underlying", "down": "per_underlying", "points": "int", "include_zero": "bool",
+        "vol_shift": "numbers", "vol_shock": "str", "extreme_multiple": "number", "extreme_cover": "number",
+        "extreme_vol_shift": "number", "short_power": "number", "long_power": "number",
+        "tau_floor_days": "number", "lookahead_days": "number",
+    },
+}
