@@ -6,7 +6,7 @@ Pipeline: instruments + market + scenarios -> revalue -> risk arrays R[i, s] -> 
 its pure-NumPy twin in :mod:`marginkernel.reference`.
 """
 
-from . import kernels, reference, scenarios
+from . import kernels, scenarios
 from ._core import InputError
 from .engine import Book, Engine, MarginResult
 from .instruments import Instruments
@@ -15,6 +15,18 @@ from .model import MarginModel, load_model, presets
 from .scenarios import ScenarioSet
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # The reference (and the methodology modules) import SciPy; load them on first use so that the
+    # engine and the CLI start fast.
+    if name in ("reference", "span", "derive_pm2"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'marginkernel' has no attribute {name!r}")
+
+
 __all__ = [
     "Book", "Engine", "InputError", "Instruments", "MarginModel", "MarginResult", "Market",
     "ScenarioSet", "kernels", "load_model", "presets", "reference", "scenarios", "__version__",
