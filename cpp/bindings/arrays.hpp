@@ -47,5 +47,6 @@ inline void expect_shape(const char* field, const py::array& a, std::initializer
 void bind_revalue(py::module_& m);
 void bind_net(py::module_& m);
 void bind_reduce(py::module_& m);
+void bind_account(py::module_& m);
 
 }  // namespace marginkernel::bindings

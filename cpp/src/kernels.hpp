@@ -24,13 +24,14 @@ struct Kernels {
     void (*axpy)(double* y, const double* x, double a, std::size_t n);
     // The normal CDF the Black-76 kernel uses, exposed so its accuracy can be measured.
     void (*normal_cdf)(const double* x, double* out, std::size_t n);
-    // The pre-trade what-if of one order on one risk unit (account.cpp), fused in one pass:
-    // returns min_s w[s] * h(p[s] + q * r[s]) with h(v) = gain_factor * v if v > 0 else v, and sets
-    // *worst to the first s attaining it. n >= 1; no allocation. p + q * r is one FMA on targets
-    // with FMA and a multiply then add on those without, exactly as whatif_fill computes it, so a
-    // what-if equals the state after the same fill bit for bit.
-    double (*whatif_min)(const double* p, const double* r, double q, const double* w,
-                         double gain_factor, std::size_t n, std::int32_t* worst);
+    // The pre-trade what-if of one order on one risk unit (account.cpp), in one pass: returns
+    // min_s h(p[s] + q * r[s]) with h(v) = gain_factor * v if v > 0 else v (gain_factor >= 0), and
+    // sets *worst to the first s attaining it. The caller passes scenario-weighted p and r (w >= 0
+    // commutes with h). n >= 1; no allocation. p + q * r is one FMA on targets with FMA and a
+    // multiply then add on the others, exactly as whatif_fill computes it, so a what-if equals the
+    // state after the same fill bit for bit.
+    double (*whatif_min)(const double* p, const double* r, double q, double gain_factor, std::size_t n,
+                         std::int32_t* worst);
     // p[s] = p[s] + q * r[s] for s < n, rounded as whatif_min rounds it: the fill of account.cpp.
     void (*whatif_fill)(double* p, const double* r, double q, std::size_t n);
 };

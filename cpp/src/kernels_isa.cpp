@@ -49,7 +49,7 @@ inline Block load(const double* p, std::size_t n, double pad) {
 
 // Per-instrument constants of an option, computed once per row.
 struct Option {
-    double forward, log_moneyness, strike, sign, discount, vol, expiry, vol_scale;
+    double forward, log_moneyness, forward_over_strike, strike, sign, discount, vol, expiry, vol_scale;
 };
 
 // tau^p of DESIGN §3: tau = 30 days / max(DTE, floor), p = short power if DTE <= 30 days.
@@ -86,8 +86,16 @@ inline Block black76(const Option& o, const Block& m, const Block& log_m, const 
     normal_tail_ratio(a1, num1, den1);
     normal_tail_ratio(a2, num2, den2);
     const Block shared = 1.0 / (den1 * den2);
-    const Block tail1 = (-0.5 * a1 * a1).exp() * num1 * den2 * shared;  // N(-|x1|)
-    const Block tail2 = (-0.5 * a2 * a2).exp() * num2 * den1 * shared;
+    // exp(-d2^2/2) = exp(-d1^2/2) * F_s/K exactly (d1^2 - d2^2 = 2 ln(F_s/K)), used in lanes where
+    // both are far from under/overflow (|x| < 37 keeps F_s/K and exp(-d1^2/2) normal doubles); the
+    // rare other lanes take their own exp. Each lane's choice depends on that lane only, so a
+    // scenario's value never depends on which scenarios share its block.
+    const Block e1 = (-0.5 * a1 * a1).exp();
+    Block e2 = e1 * (o.forward_over_strike * m);
+    const auto shared_ok = (a1 < 37.0) && (a2 < 37.0);
+    if (!shared_ok.all()) e2 = shared_ok.select(e2, (-0.5 * a2 * a2).exp());
+    const Block tail1 = e1 * num1 * den2 * shared;  // N(-|x1|)
+    const Block tail2 = e2 * num2 * den1 * shared;
     const Block n1 = (x1 > 0.0).select(1.0 - tail1, tail1);
     const Block n2 = (x2 > 0.0).select(1.0 - tail2, tail2);
     const Block value = o.sign * (fwd * n1 - o.strike * n2);
@@ -135,7 +143,8 @@ void revalue_rows(const InstrumentsView& in, const ScenariosView& sc, const doub
         Option o{};
         o.forward = fwd;
         o.strike = in.strike[i];
-        o.log_moneyness = std::log(fwd / o.strike);
+        o.forward_over_strike = fwd / o.strike;
+        o.log_moneyness = std::log(o.forward_over_strike);
         o.sign = kind == Kind::call ? 1.0 : -1.0;
         o.discount = in.discount[i];
         o.vol = in.vol[i];
@@ -188,8 +197,10 @@ void normal_cdf_array(const double* x, double* out, std::size_t n) {
 // R[:, block] stays in cache while every account's positions are summed into accumulators held in
 // registers (explicit packets: the compiler will not keep an Eigen array in registers across the
 // loop); each account's output block is written once per run of positions in one risk unit.
+// Products are rounded before they are added (no FMA), like the reference, so that a position and
+// its exact opposite cancel exactly.
 using Packet = Eigen::internal::packet_traits<double>::type;
-constexpr std::size_t kLanes = static_cast<std::size_t>(Eigen::internal::unpacket_traits<Packet>::size);
+constexpr std::size_t kLanes = static_cast<std::size_t>(Eigen::internal::packet_traits<double>::size);
 constexpr std::size_t kNetPackets = 4;  // measured best of 2, 4, 8 (bench/bench_net.py)
 constexpr std::size_t kNetBlock = kNetPackets * kLanes;
 
@@ -225,7 +236,7 @@ void net_accounts(const RiskArraysView& r, const PositionsView& p, std::size_t b
                     const double* src = r.risk + static_cast<std::size_t>(p.instrument[k]) * ns + s0;
                     const Packet q = ei::pset1<Packet>(p.quantity[k]);
                     for (std::size_t j = 0; j < kNetPackets; ++j)
-                        acc[j] = ei::pmadd(q, ei::ploadu<Packet>(src + j * kLanes), acc[j]);
+                        acc[j] = ei::padd(acc[j], ei::pmul(q, ei::ploadu<Packet>(src + j * kLanes)));
                 }
                 double* dst = pnl + a * row + unit * ns + s0;
                 if (mark[unit] != tag) {
@@ -253,106 +264,146 @@ void net_accounts(const RiskArraysView& r, const PositionsView& p, std::size_t b
     }
 }
 
-// The pre-trade what-if (see Kernels::whatif_min): one pass over p, r and w with U independent
-// packet accumulators of the running minimum and of its first index (kept as doubles, exact below
-// 2^53), then the lanes are combined (smallest value, then smallest index) and the tail is scalar.
+// The pre-trade what-if (see Kernels::whatif_min).
+//
+// The gain haircut h (h(v) = g * v for v > 0, else v, g >= 0) is non-decreasing, and so is its
+// rounded form, so min_s h(v_s) = h(min_s v_s) exactly: the loop needs only the minimum of
+// v = p + q * r and its first index. When that minimum is < 0 (a loss) the first scenario attaining
+// min h is the same; when it is >= 0 (no loss) and g != 1 the first scenario with h(v_s) equal to
+// it may come earlier (e.g. g = 0 maps every gain to 0), and a short scalar scan finds it.
+//
+// The loop: the values of each group of 4 packets are reduced to a packet minimum (pmin tree) and
+// two independent accumulators keep, per lane, the running minimum and the start of the first
+// group that reached it; whole packets left over are tracked per packet by a third. The first
+// scenario attaining the overall minimum is then found by recomputing the single group that must
+// hold it (same arithmetic, so the same bits), and the last n % L scenarios are scalar.
 //
 // p + q * r is one explicit fused multiply-add when this target has FMA and an unfused multiply
-// then add when it has not, in the packets and in the scalar tail alike, and whatif_fill updates P
-// with exactly the same operation. So the compiler's own contraction choices (GCC contracts a*b+c
-// under -mfma) can never make a what-if and the fill it predicts round differently.
+// then add when it has not, in the packets and in the scalar code alike, and whatif_fill updates P
+// with exactly the same operation. So the compiler's own contraction choices can never make a
+// what-if and the fill it predicts round differently.
 #if defined(__FMA__)
 constexpr bool kWhatifFused = true;
 #else
 constexpr bool kWhatifFused = false;
 #endif
 
-double whatif_min(const double* p, const double* r, double q, const double* w, double gain_factor,
-                  std::size_t n, std::int32_t* worst) {
-    namespace ei = Eigen::internal;
-    using WPacket = ei::packet_traits<double>::type;
-    constexpr std::size_t L = static_cast<std::size_t>(ei::packet_traits<double>::size);
-    constexpr std::size_t U = 4;
-    constexpr double inf = std::numeric_limits<double>::infinity();
-    const WPacket pq = ei::pset1<WPacket>(q);
-    const WPacket pg = ei::pset1<WPacket>(gain_factor);
-    const WPacket zero = ei::pset1<WPacket>(0.0);
-    const auto value = [&](std::size_t s) {
-        const WPacket ps = ei::ploadu<WPacket>(p + s), rs = ei::ploadu<WPacket>(r + s);
-        WPacket v;
-        if constexpr (kWhatifFused)
-            v = ei::pmadd(pq, rs, ps);
-        else
-            v = ei::padd(ps, ei::pmul(pq, rs));
-        return ei::pmul(ei::ploadu<WPacket>(w + s), ei::pselect(ei::pcmp_lt(zero, v), ei::pmul(pg, v), v));
+namespace whatif {
+
+namespace ei = Eigen::internal;
+using Pk = ei::packet_traits<double>::type;
+constexpr std::size_t L = static_cast<std::size_t>(ei::packet_traits<double>::size);
+constexpr std::size_t G = 4 * L;  // scenarios per group
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+inline Pk madd(const Pk& q, const Pk& r, const Pk& p) {
+    if constexpr (kWhatifFused)
+        return ei::pmadd(q, r, p);
+    else
+        return ei::padd(p, ei::pmul(q, r));
+}
+inline double madd(double q, double r, double p) { return kWhatifFused ? std::fma(q, r, p) : p + q * r; }
+
+// best = min(best, x) per lane, and where = at in the lanes where x was strictly smaller.
+inline void track(const Pk& x, const Pk& at, Pk& best, Pk& where) {
+#if defined(__AVX512F__)
+    const __mmask8 lt = _mm512_cmp_pd_mask(x, best, _CMP_LT_OQ);
+    best = _mm512_mask_mov_pd(best, lt, x);
+    where = _mm512_mask_mov_pd(where, lt, at);
+#else
+    const Pk lt = ei::pcmp_lt(x, best);
+    best = ei::pselect(lt, x, best);
+    where = ei::pselect(lt, at, where);
+#endif
+}
+
+// min_s p[s] + q * r[s] and the first s attaining it.
+double min_of(const double* p, const double* r, double q, std::size_t n, std::size_t& at) {
+    const Pk pq = ei::pset1<Pk>(q);
+    const auto value = [&](std::size_t s) { return madd(pq, ei::ploadu<Pk>(r + s), ei::ploadu<Pk>(p + s)); };
+    const auto group = [&](std::size_t s) {
+        return ei::pmin(ei::pmin(value(s), value(s + L)), ei::pmin(value(s + 2 * L), value(s + 3 * L)));
     };
-    WPacket best[U], arg[U], idx[U];
-    for (std::size_t u = 0; u < U; ++u) {
-        best[u] = ei::pset1<WPacket>(inf);
-        arg[u] = zero;
-        idx[u] = ei::plset<WPacket>(static_cast<double>(u * L));
-    }
+    const Pk inf = ei::pset1<Pk>(kInf), zero = ei::pset1<Pk>(0.0);
+    Pk best0 = inf, best1 = inf, best2 = inf, where0 = zero, where1 = zero, where2 = zero;
     std::size_t s = 0;
-    const WPacket stride = ei::pset1<WPacket>(static_cast<double>(U * L));
-    for (; s + U * L <= n; s += U * L) {
-        for (std::size_t u = 0; u < U; ++u) {
-            const WPacket x = value(s + u * L);
-            const WPacket lt = ei::pcmp_lt(x, best[u]);
-            best[u] = ei::pselect(lt, x, best[u]);
-            arg[u] = ei::pselect(lt, idx[u], arg[u]);
-            idx[u] = ei::padd(idx[u], stride);
-        }
+    for (; s + 2 * G <= n; s += 2 * G) {
+        track(group(s), ei::pset1<Pk>(static_cast<double>(s)), best0, where0);
+        track(group(s + G), ei::pset1<Pk>(static_cast<double>(s + G)), best1, where1);
     }
-    // Whole packets left over go to accumulator 0 (its lanes only see larger indices from here on,
-    // so a strict < still keeps each lane's first minimum).
-    WPacket at = ei::plset<WPacket>(static_cast<double>(s));
-    const WPacket step = ei::pset1<WPacket>(static_cast<double>(L));
-    for (; s + L <= n; s += L) {
-        const WPacket x = value(s);
-        const WPacket lt = ei::pcmp_lt(x, best[0]);
-        best[0] = ei::pselect(lt, x, best[0]);
-        arg[0] = ei::pselect(lt, at, arg[0]);
-        at = ei::padd(at, step);
+    const std::size_t grouped = s;
+    for (; s + L <= n; s += L) track(value(s), ei::pset1<Pk>(static_cast<double>(s)), best2, where2);
+
+    // The smallest lane value, and the earliest group (or packet) in which a lane first reached it:
+    // each lane records the first group holding its minimum, so the earliest such group holds the
+    // first scenario overall.
+    double min_value = kInf, start = 0.0;
+    double lane_value[L], lane_start[L];
+    const Pk* bests[3] = {&best0, &best1, &best2};
+    const Pk* wheres[3] = {&where0, &where1, &where2};
+    for (int k = 0; k < 3; ++k) {
+        ei::pstoreu(lane_value, *bests[k]);
+        ei::pstoreu(lane_start, *wheres[k]);
+        for (std::size_t j = 0; j < L; ++j)
+            if (lane_value[j] < min_value || (lane_value[j] == min_value && lane_start[j] < start)) {
+                min_value = lane_value[j];
+                start = lane_start[j];
+            }
     }
-    double min_value = inf;
-    double min_index = 0.0;
-    double lane_value[L], lane_index[L];
-    for (std::size_t u = 0; u < U; ++u) {
-        ei::pstoreu(lane_value, best[u]);
-        ei::pstoreu(lane_index, arg[u]);
-        for (std::size_t k = 0; k < L; ++k)
-            if (lane_value[k] < min_value || (lane_value[k] == min_value && lane_index[k] < min_index)) {
-                min_value = lane_value[k];
-                min_index = lane_index[k];
+    double found = kInf;
+    at = 0;
+    if (min_value < kInf) {
+        const auto first = static_cast<std::size_t>(start);
+        const std::size_t last = std::min(first + (first < grouped ? G : L), s);
+        for (std::size_t t = first; t < last; ++t)
+            if (madd(q, r[t], p[t]) == min_value) {
+                found = min_value;
+                at = t;
+                break;
             }
     }
     for (; s < n; ++s) {
-        const double v = kWhatifFused ? std::fma(q, r[s], p[s]) : p[s] + q * r[s];
-        const double x = w[s] * (v > 0.0 ? gain_factor * v : v);
-        if (x < min_value) {
-            min_value = x;
-            min_index = static_cast<double>(s);
+        const double x = madd(q, r[s], p[s]);
+        if (x < found) {
+            found = x;
+            at = s;
         }
     }
-    *worst = static_cast<std::int32_t>(min_index);
-    return min_value;
+    return found;
+}
+
+}  // namespace whatif
+
+double whatif_min(const double* p, const double* r, double q, double gain_factor, std::size_t n,
+                  std::int32_t* worst) {
+    std::size_t at = 0;
+    const double m = whatif::min_of(p, r, q, n, at);
+    if (m < 0.0 || gain_factor == 1.0) {
+        *worst = static_cast<std::int32_t>(at);
+        return m;
+    }
+    // No loss: min h = h(m) = g * m, first reached at or before `at`.
+    const double target = gain_factor * m;
+    for (std::size_t s = 0; s < at; ++s) {
+        const double v = whatif::madd(q, r[s], p[s]);
+        if ((v > 0.0 ? gain_factor * v : v) == target) {
+            at = s;
+            break;
+        }
+    }
+    *worst = static_cast<std::int32_t>(at);
+    return target;
 }
 
 // p[s] = p[s] + q * r[s], rounded exactly as whatif_min rounds it (see above).
 void whatif_fill(double* p, const double* r, double q, std::size_t n) {
-    namespace ei = Eigen::internal;
-    using WPacket = ei::packet_traits<double>::type;
-    constexpr std::size_t L = static_cast<std::size_t>(ei::packet_traits<double>::size);
-    const WPacket pq = ei::pset1<WPacket>(q);
+    using whatif::L;
+    const whatif::Pk pq = whatif::ei::pset1<whatif::Pk>(q);
     std::size_t s = 0;
-    for (; s + L <= n; s += L) {
-        const WPacket ps = ei::ploadu<WPacket>(p + s), rs = ei::ploadu<WPacket>(r + s);
-        if constexpr (kWhatifFused)
-            ei::pstoreu(p + s, ei::pmadd(pq, rs, ps));
-        else
-            ei::pstoreu(p + s, ei::padd(ps, ei::pmul(pq, rs)));
-    }
-    for (; s < n; ++s) p[s] = kWhatifFused ? std::fma(q, r[s], p[s]) : p[s] + q * r[s];
+    for (; s + L <= n; s += L)
+        whatif::ei::pstoreu(p + s, whatif::madd(pq, whatif::ei::ploadu<whatif::Pk>(r + s),
+                                                whatif::ei::ploadu<whatif::Pk>(p + s)));
+    for (; s < n; ++s) p[s] = whatif::madd(q, r[s], p[s]);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@ its pure-NumPy twin in :mod:`marginkernel.reference`.
 
 from . import kernels, scenarios
 from ._core import InputError
+from .account import AccountBook, UnknownIdError
 from .engine import Book, Engine, MarginResult
 from .instruments import Instruments
 from .market import Market
@@ -28,6 +29,6 @@ def __getattr__(name):
 
 
 __all__ = [
-    "Book", "Engine", "InputError", "Instruments", "MarginModel", "MarginResult", "Market",
+    "AccountBook", "UnknownIdError", "Book", "Engine", "InputError", "Instruments", "MarginModel", "MarginResult", "Market",
     "ScenarioSet", "kernels", "load_model", "presets", "reference", "scenarios", "__version__",
 ]
