@@ -157,7 +157,7 @@ void revalue_rows(const InstrumentsView& in, const ScenariosView& sc, const doub
         const Block now = black76(o, Block::Ones(), Block::Zero(), shocked_vol(o, Block::Zero(), sc),
                                   Block::Constant(sqrt_t_now));
         const double value_now = mult * now[0];
-        const double base = inverse ? value_now / spot : value_now;
+        const double base = inverse ? value_now * inv_spot : value_now;  // as the scenarios below
         if (base_value) base_value[i] = base;
 
         for (std::size_t s0 = 0; s0 < ns; s0 += kBlock) {

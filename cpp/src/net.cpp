@@ -21,6 +21,12 @@ void validate(const RiskArraysView& r, const PositionsView& p) {
             throw InvalidInput("risk_unit", static_cast<long long>(i),
                                "must be in [0, " + std::to_string(r.n_units) + "), got " +
                                    std::to_string(r.risk_unit[i]));
+    // A NaN or inf in R would flow silently into every account holding that instrument.
+    for (std::size_t k = 0; k < r.n_instruments * r.n_scenarios; ++k)
+        if (!std::isfinite(r.risk[k]))
+            throw InvalidInput("risk", static_cast<long long>(k / r.n_scenarios),
+                               "scenario " + std::to_string(k % r.n_scenarios) + " is not finite, got " +
+                                   show(r.risk[k]));
     if (p.account_start[0] != 0)
         throw InvalidInput("account_start", 0, "must start at 0, got " + std::to_string(p.account_start[0]));
     for (std::size_t a = 0; a < p.n_accounts; ++a)

@@ -14,7 +14,8 @@ void worst_loss(const double* pnl, std::size_t rows, std::size_t n_scenarios, co
                 std::size_t weight_rows, double gain_factor, double* loss, std::int32_t* worst);
 
 // Value at risk and expected shortfall at `confidence` (e.g. 0.99) of each row, as losses:
-// q = inverse-CDF quantile of P at 1 - confidence (NumPy method="inverted_cdf", with optional
+// q = inverse-CDF quantile of P at level 1 - confidence, lowered by 1e-12 relative so that binary
+// rounding of the level never skips a scenario (NumPy method="inverted_cdf", with optional
 // probability weights [n_scenarios], null = equal), var = -q, es = -mean(P | P <= q) (weighted).
 // Not clamped at zero: a book that gains in every scenario has negative VaR.
 void value_at_risk(const double* pnl, std::size_t rows, std::size_t n_scenarios,
