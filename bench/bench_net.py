@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+import benchutil  # noqa: F401  (first: pins BLAS to one thread before NumPy loads)
 import numpy as np
 import scipy.sparse as sp
 from benchutil import median_seconds, record

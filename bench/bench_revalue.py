@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+import benchutil  # noqa: F401  (first: pins BLAS to one thread before NumPy loads)
 import numpy as np
 from benchutil import median_seconds, record
 
