@@ -288,3 +288,15 @@ def test_model_file_errors_name_the_key(tmp_path):
     bad.write_text('[model\nname = "x"\n')
     with pytest.raises(ValueError, match="not valid TOML"):
         mk.MarginModel.from_toml(bad)
+
+
+def test_discount_factor_per_expiry_overrides_rates():
+    inst = mk.Instruments.from_records([{"id": "C", "kind": "call", "underlying": "BTC", "strike": 100.0,
+                                         "expiry": "2027-01-01T00:00:00Z"}])
+    base = {"time": "2026-01-01T00:00:00Z", "spot": {"BTC": 100.0}, "vols": {"C": 0.5}, "rates": {"BTC": 0.05}}
+    by_rate = mk.Market.from_dict(base).resolve(inst).discount[0]
+    assert by_rate == pytest.approx(math.exp(-0.05), rel=1e-15)
+    quoted = mk.Market.from_dict({**base, "discounts": {"BTC": {"2027-01-01T00:00:00Z": 0.9}}})
+    assert quoted.resolve(inst).discount[0] == 0.9
+    with pytest.raises(ValueError, match=r"market.discounts.BTC\[.*\]: must be > 0"):
+        mk.Market.from_dict({**base, "discounts": {"BTC": {"2027-01-01": 0.0}}})

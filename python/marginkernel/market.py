@@ -7,6 +7,7 @@ A snapshot as a mapping (the layout of the TOML/JSON files the CLI reads)::
     [carry]  BTC = 0.05                         # optional: F = S * exp(carry * T) where no forward is given
     [rates]  BTC = 0.0                          # optional: discount factor exp(-r * T) per underlying
     [forwards.BTC]  "2026-12-25T08:00:00Z" = 100500.0   # optional, per expiry
+    [discounts.BTC] "2026-12-25T08:00:00Z" = 0.995      # optional, per expiry (overrides rates)
     [vols]   "BTC-25DEC26-100000-C" = 0.55      # implied vol per option id
     [marks]  "BTC-PERPETUAL" = 100020.0         # optional: perpetual / spot marks (default: spot)
     [fx]     USDC = 1.0                         # optional: USD price of a settlement currency
@@ -26,7 +27,7 @@ from .instruments import Instruments, risk_unit_name, to_epoch_seconds
 
 SECONDS_PER_YEAR = 365.0 * 86400.0
 STABLE = {"USD": 1.0, "USDC": 1.0, "USDT": 1.0}
-_KEYS = {"time", "spot", "carry", "rates", "forwards", "vols", "marks", "fx"}
+_KEYS = {"time", "spot", "carry", "rates", "forwards", "discounts", "vols", "marks", "fx"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Market:
     spot: Mapping[str, float]
     vols: Mapping[str, float] = field(default_factory=dict)
     forwards: Mapping[str, Mapping[float, float]] = field(default_factory=dict)  # underlying -> expiry s -> F
+    discounts: Mapping[str, Mapping[float, float]] = field(default_factory=dict)  # underlying -> expiry s -> df
     carry: Mapping[str, float] = field(default_factory=dict)
     rates: Mapping[str, float] = field(default_factory=dict)
     marks: Mapping[str, float] = field(default_factory=dict)
@@ -52,19 +54,14 @@ class Market:
         if "spot" not in data:
             raise ValueError("market.spot: missing index prices")
         time = to_epoch_seconds(data["time"], "market.time")
-        forwards = {}
-        for under, table in _table(data, "forwards").items():
-            if not isinstance(table, Mapping):
-                raise TypeError(f"market.forwards.{under}: expected a table of expiry = forward")
-            forwards[under] = {
-                to_epoch_seconds(k, f"market.forwards.{under}"): _positive(f"market.forwards.{under}[{k}]", v)
-                for k, v in table.items()
-            }
+        forwards = _expiry_tables(data, "forwards")
+        discounts = _expiry_tables(data, "discounts")
         return cls(
             time=time,
             spot={k: _positive(f"market.spot.{k}", v) for k, v in _table(data, "spot").items()},
             vols={k: _non_negative(f"market.vols.{k}", v) for k, v in _table(data, "vols").items()},
             forwards=forwards,
+            discounts=discounts,
             carry={k: _finite(f"market.carry.{k}", v) for k, v in _table(data, "carry").items()},
             rates={k: _finite(f"market.rates.{k}", v) for k, v in _table(data, "rates").items()},
             marks={k: _positive(f"market.marks.{k}", v) for k, v in _table(data, "marks").items()},
@@ -113,7 +110,8 @@ class Market:
                 forward[k] = table[exp]
             else:
                 forward[k] = spot * math.exp(self.carry.get(under, 0.0) * max(t, 0.0))
-            discount[k] = math.exp(-self.rates.get(under, 0.0) * max(t, 0.0))
+            dfs = self.discounts.get(under, {})
+            discount[k] = dfs[exp] if exp in dfs else math.exp(-self.rates.get(under, 0.0) * max(t, 0.0))
             if kind in (2, 3):
                 if iid not in self.vols:
                     raise ValueError(f"market.vols: no implied vol for option {iid!r} (row {k})")
@@ -189,6 +187,19 @@ class ResolvedMarket:
     discount: np.ndarray
     vol: np.ndarray
     expiry_years: np.ndarray
+
+
+def _expiry_tables(data: Mapping, key: str) -> dict:
+    """``[key.<underlying>]`` tables of expiry = positive number, keyed by epoch seconds."""
+    out = {}
+    for under, table in _table(data, key).items():
+        if not isinstance(table, Mapping):
+            raise TypeError(f"market.{key}.{under}: expected a table of expiry = value")
+        out[under] = {
+            to_epoch_seconds(k, f"market.{key}.{under}"): _positive(f"market.{key}.{under}[{k}]", v)
+            for k, v in table.items()
+        }
+    return out
 
 
 def _table(data: Mapping, key: str) -> Mapping:
