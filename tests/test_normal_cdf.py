@@ -1,4 +1,4 @@
-"""Accuracy of the kernel's vectorised normal CDF (cpp/src/normal_cdf.hpp: Hart 1968 / West 2005
+"""Accuracy of the kernel's vectorised normal CDF (cpp/src/kernels_isa.cpp: Hart 1968 / West 2005
 rational approximation times exp, continued fraction for 7.07 <= |x| < 37) against mpmath at 50
 digits, on every SIMD target.
 

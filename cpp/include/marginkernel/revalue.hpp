@@ -16,7 +16,7 @@ void validate(const InstrumentsView& instruments, const ScenariosView& scenarios
 void revalue(const InstrumentsView& instruments, const ScenariosView& scenarios, double* risk,
              double* base_value = nullptr, int threads = 1);
 
-// The normal CDF the option kernel uses (vectorised, see cpp/src/normal_cdf.hpp for its accuracy).
+// The normal CDF the option kernel uses (vectorised, see cpp/src/kernels_isa.cpp for its method and accuracy).
 void normal_cdf(const double* x, double* out, std::size_t n) noexcept;
 
 }  // namespace marginkernel
