@@ -300,3 +300,21 @@ def test_discount_factor_per_expiry_overrides_rates():
     assert quoted.resolve(inst).discount[0] == 0.9
     with pytest.raises(ValueError, match=r"market.discounts.BTC\[.*\]: must be > 0"):
         mk.Market.from_dict({**base, "discounts": {"BTC": {"2027-01-01": 0.0}}})
+
+
+def test_revalue_into_a_reused_buffer():
+    inst = instruments()
+    eng = mk.Engine(inst, market(), grid_model())
+    m, sc = eng.market, eng.scenario_set
+    args = (inst.kind, inst.settlement, m.unit_of_row, inst.strike, m.expiry_years, inst.multiplier, m.forward,
+            m.discount, m.vol, m.unit_spot)
+    out = np.full_like(eng.risk, np.nan)
+    risk, _ = mk.kernels.revalue(*args, out=out, **sc.kernel_arguments())
+    assert risk is out
+    np.testing.assert_array_equal(out, eng.risk)
+    with pytest.raises(ValueError, match=r"out: has shape \(5, 9\), expected \(5, 10\)"):
+        mk.kernels.revalue(*args, out=np.zeros((5, 9)), **sc.kernel_arguments())
+    with pytest.raises(TypeError, match="out: expected a float64"):
+        mk.kernels.revalue(*args, out=np.zeros((5, 10), np.float32), **sc.kernel_arguments())
+    with pytest.raises(ValueError, match="out: must be C-contiguous and writeable"):
+        mk.kernels.revalue(*args, out=np.zeros((10, 5)).T, **sc.kernel_arguments())

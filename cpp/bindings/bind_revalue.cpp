@@ -12,7 +12,7 @@ py::tuple revalue(const i8& kind, const i8& settlement, const i32& risk_unit, co
                   const f64& vol, const f64& spot, const f64& price_multiplier,
                   const std::optional<f64>& vol_shift, const std::optional<f64>& time_shift,
                   int vol_shock, double tau_floor_days, double short_power, double long_power,
-                  double vol_up_floor, int threads) {
+                  double vol_up_floor, int threads, std::optional<f64> out) {
     const py::ssize_t n = kind.shape(0);
     expect_shape("kind", kind, {-1});
     for (const auto& [field, a] : {std::pair<const char*, const py::array*>{"settlement", &settlement},
@@ -43,13 +43,19 @@ py::tuple revalue(const i8& kind, const i8& settlement, const i32& risk_unit, co
     sc.long_power = long_power;
     sc.vol_up_floor = vol_up_floor;
 
-    f64 risk({n, ns});
+    // `out` lets a caller that revalues on every market update reuse one buffer: no page faults on
+    // a fresh (n x S) array, which otherwise cost ~15% of the call.
+    if (out) {
+        expect_shape("out", *out, {n, ns});
+        if (!out->writeable()) throw InvalidInput("out", -1, "is read-only");
+    }
+    f64 risk = out ? *out : f64({n, ns});
     f64 base({n});
     double* risk_out = risk.mutable_data();
     double* base_out = base.mutable_data();
     {
         // Safe without the GIL: the kernel reads only the buffers above, which these argument
-        // objects keep alive, and writes only the two arrays it just allocated.
+        // objects keep alive, and writes only `risk` and `base` (the caller handed `out` over).
         py::gil_scoped_release release;
         marginkernel::revalue(in, sc, risk_out, base_out, threads);
     }
@@ -74,7 +80,7 @@ void bind_revalue(py::module_& m) {
           py::arg("discount"), py::arg("vol"), py::arg("spot"), py::arg("price_multiplier"),
           py::arg("vol_shift").none(true), py::arg("time_shift").none(true), py::arg("vol_shock"),
           py::arg("tau_floor_days"), py::arg("short_power"), py::arg("long_power"),
-          py::arg("vol_up_floor"), py::arg("threads") = 1,
+          py::arg("vol_up_floor"), py::arg("threads") = 1, py::arg("out").none(true) = py::none(),
           "Risk arrays R[n, S] and values now [n]; see marginkernel.kernels.revalue.");
     m.def("normal_cdf", &normal_cdf, py::arg("x"), "The vectorised normal CDF the kernel uses.");
 }

@@ -64,6 +64,15 @@ def as_array(name: str, value, dtype, ndim: int | None = None) -> np.ndarray:
     return arr
 
 
+def _output(name: str, value) -> np.ndarray:
+    """An array the kernel writes into: float64, C-contiguous and writeable, never converted."""
+    if not isinstance(value, np.ndarray) or value.dtype != np.float64:
+        raise TypeError(f"{name}: expected a float64 numpy array, got {getattr(value, 'dtype', type(value).__name__)}")
+    if not value.flags.c_contiguous or not value.flags.writeable:
+        raise ValueError(f"{name}: must be C-contiguous and writeable")
+    return value
+
+
 def _f64(name, value, ndim=None):
     return as_array(name, value, np.float64, ndim)
 
@@ -89,6 +98,7 @@ def revalue(
     long_power: float = 0.0,
     vol_up_floor: float = 0.0,
     threads: int = 1,
+    out=None,
 ):
     """Risk arrays: ``R[i, s]``, the P&L of one unit of instrument i in scenario s.
 
@@ -97,7 +107,9 @@ def revalue(
     ``multiplier``, ``forward`` (forward of the expiry, or mark of a perpetual / spot), ``discount``
     (factor) and ``vol``. Per risk unit: ``spot`` (U,), ``price_multiplier`` and ``vol_shift`` (U, S);
     per scenario ``time_shift`` (S,) in years. Returns ``(R, value_now)`` with R of shape (n, S) and
-    ``value_now`` the value of one unit now (option premium; 0 for the rest).
+    ``value_now`` the value of one unit now (option premium; 0 for the rest). ``out``, a writeable
+    C-contiguous float64 (n, S) array, receives R in place (and is returned as R): revaluing into
+    the same buffer on every market update avoids allocating and first-touching a new one.
     """
     if vol_shock not in VOL_SHOCKS:
         raise ValueError(f"vol_shock: must be one of {sorted(VOL_SHOCKS)}, got {vol_shock!r}")
@@ -121,6 +133,7 @@ def revalue(
         float(long_power),
         float(vol_up_floor),
         int(threads),
+        None if out is None else _output("out", out),
     )
 
 

@@ -78,6 +78,7 @@ def revalue(
     long_power: float = 0.0,
     vol_up_floor: float = 0.0,
     threads: int = 1,
+    out=None,
 ):
     """Reference of :func:`marginkernel.kernels.revalue` (``threads`` is accepted and ignored)."""
     kind = np.asarray(kind)
@@ -114,6 +115,9 @@ def revalue(
         base = np.where(inv, now / s_opt, now)
         risk[opt] = np.where(inv, later / (s_opt * m[opt]), later) - base
         value_now[opt] = base[:, 0]
+    if out is not None:
+        out[...] = risk
+        risk = out
     return risk, value_now
 
 
