@@ -318,3 +318,19 @@ def test_revalue_into_a_reused_buffer():
         mk.kernels.revalue(*args, out=np.zeros((5, 10), np.float32), **sc.kernel_arguments())
     with pytest.raises(ValueError, match="out: must be C-contiguous and writeable"):
         mk.kernels.revalue(*args, out=np.zeros((10, 5)).T, **sc.kernel_arguments())
+
+
+def test_net_into_a_reused_buffer():
+    rng = np.random.default_rng(5)
+    risk = rng.normal(size=(6, 70))
+    unit = np.array([0, 1, 0, 1, 0, 1], np.int32)
+    start = np.array([0, 3, 3, 5], np.int64)
+    inst = np.array([0, 1, 5, 2, 2], np.int32)
+    qty = rng.normal(size=5)
+    out = np.full((3, 2, 70), np.nan)
+    got = mk.kernels.net(risk, unit, 2, start, inst, qty, out=out)
+    assert got is out
+    np.testing.assert_allclose(out, reference.net(risk, unit, 2, start, inst, qty), rtol=0, atol=1e-15)
+    assert (out[1] == 0).all()  # the account without positions is cleared, not left as it was
+    with pytest.raises(ValueError, match="out: overlaps an input array"):
+        mk.kernels.net(risk, unit, 2, start, inst, qty, out=risk.reshape(6, 1, 70)[:3].reshape(3, 1, 70))

@@ -1,3 +1,5 @@
+#include <optional>
+
 #include "arrays.hpp"
 #include "marginkernel/net.hpp"
 
@@ -6,7 +8,7 @@ namespace marginkernel::bindings {
 namespace {
 
 f64 net(const f64& risk, const i32& risk_unit, std::size_t n_units, const i64& account_start,
-        const i32& instrument, const f64& quantity, int threads) {
+        const i32& instrument, const f64& quantity, int threads, std::optional<f64> out) {
     expect_shape("risk", risk, {-1, -1});
     expect_shape("risk_unit", risk_unit, {risk.shape(0)});
     expect_shape("account_start", account_start, {-1});
@@ -24,13 +26,18 @@ f64 net(const f64& risk, const i32& risk_unit, std::size_t n_units, const i64& a
                      n_units, risk.data(), risk_unit.data()};
     PositionsView p{static_cast<std::size_t>(accounts), account_start.data(), instrument.data(),
                     quantity.data()};
-    f64 pnl({accounts, static_cast<py::ssize_t>(n_units), risk.shape(1)});
-    double* out = pnl.mutable_data();
+    const auto units = static_cast<py::ssize_t>(n_units);
+    if (out) {
+        expect_shape("out", *out, {accounts, units, risk.shape(1)});
+        if (!out->writeable()) throw InvalidInput("out", -1, "is read-only");
+    }
+    f64 pnl = out ? *out : f64({accounts, units, risk.shape(1)});
+    double* dst = pnl.mutable_data();
     {
         // Safe without the GIL: reads the argument buffers (kept alive by this frame), writes
-        // only the array just allocated.
+        // only `pnl` (new, or the caller's `out`, checked in Python not to overlap the inputs).
         py::gil_scoped_release release;
-        marginkernel::net(r, p, out, threads);
+        marginkernel::net(r, p, dst, threads);
     }
     return pnl;
 }
@@ -40,6 +47,7 @@ f64 net(const f64& risk, const i32& risk_unit, std::size_t n_units, const i64& a
 void bind_net(py::module_& m) {
     m.def("net", &net, py::arg("risk"), py::arg("risk_unit"), py::arg("n_units"),
           py::arg("account_start"), py::arg("instrument"), py::arg("quantity"), py::arg("threads") = 1,
+          py::arg("out").none(true) = py::none(),
           "Scenario P&L per account and risk unit, [accounts, units, scenarios].");
 }
 

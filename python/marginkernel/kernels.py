@@ -64,12 +64,15 @@ def as_array(name: str, value, dtype, ndim: int | None = None) -> np.ndarray:
     return arr
 
 
-def _output(name: str, value) -> np.ndarray:
-    """An array the kernel writes into: float64, C-contiguous and writeable, never converted."""
+def _output(name: str, value, *inputs: np.ndarray) -> np.ndarray:
+    """An array the kernel writes into: float64, C-contiguous, writeable, never converted, and not
+    overlapping any of the `inputs` (the kernel reads them while it writes)."""
     if not isinstance(value, np.ndarray) or value.dtype != np.float64:
         raise TypeError(f"{name}: expected a float64 numpy array, got {getattr(value, 'dtype', type(value).__name__)}")
     if not value.flags.c_contiguous or not value.flags.writeable:
         raise ValueError(f"{name}: must be C-contiguous and writeable")
+    if any(a is not None and np.may_share_memory(value, a) for a in inputs):
+        raise ValueError(f"{name}: overlaps an input array")
     return value
 
 
@@ -113,7 +116,7 @@ def revalue(
     """
     if vol_shock not in VOL_SHOCKS:
         raise ValueError(f"vol_shock: must be one of {sorted(VOL_SHOCKS)}, got {vol_shock!r}")
-    return _core.revalue(
+    arrays = (
         as_array("kind", kind, np.int8, 1),
         as_array("settlement", settlement, np.int8, 1),
         as_array("risk_unit", risk_unit, np.int32, 1),
@@ -127,32 +130,38 @@ def revalue(
         _f64("price_multiplier", price_multiplier, 2),
         None if vol_shift is None else _f64("vol_shift", vol_shift, 2),
         None if time_shift is None else _f64("time_shift", time_shift, 1),
+    )
+    return _core.revalue(
+        *arrays,
         VOL_SHOCKS[vol_shock],
         float(tau_floor_days),
         float(short_power),
         float(long_power),
         float(vol_up_floor),
         int(threads),
-        None if out is None else _output("out", out),
+        None if out is None else _output("out", out, *arrays),
     )
 
 
-def net(risk, risk_unit, n_units: int, account_start, instrument, quantity, *, threads: int = 1):
+def net(risk, risk_unit, n_units: int, account_start, instrument, quantity, *, threads: int = 1, out=None):
     """Scenario P&L per account and risk unit, shape (accounts, n_units, S).
 
     Positions are sparse, in compressed rows by account: account a holds ``quantity[k]`` of
-    instrument ``instrument[k]`` for ``account_start[a] <= k < account_start[a + 1]``.
+    instrument ``instrument[k]`` for ``account_start[a] <= k < account_start[a + 1]``. ``out``, a
+    writeable C-contiguous float64 array of that shape, receives the result in place.
     """
     if int(n_units) < 1:
         raise ValueError(f"n_units: must be >= 1, got {n_units}")
+    risk = _f64("risk", risk, 2)
     return _core.net(
-        _f64("risk", risk, 2),
+        risk,
         as_array("risk_unit", risk_unit, np.int32, 1),
         int(n_units),
         as_array("account_start", account_start, np.int64, 1),
         as_array("instrument", instrument, np.int32, 1),
         _f64("quantity", quantity, 1),
         int(threads),
+        None if out is None else _output("out", out, risk),
     )
 
 

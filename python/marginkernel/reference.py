@@ -121,7 +121,7 @@ def revalue(
     return risk, value_now
 
 
-def net(risk, risk_unit, n_units: int, account_start, instrument, quantity, *, threads: int = 1):
+def net(risk, risk_unit, n_units: int, account_start, instrument, quantity, *, threads: int = 1, out=None):
     """Reference of :func:`marginkernel.kernels.net`: P[a, u, s] = sum of q * R[i, s]."""
     risk = np.asarray(risk, dtype=float)
     starts = np.asarray(account_start)
@@ -132,6 +132,9 @@ def net(risk, risk_unit, n_units: int, account_start, instrument, quantity, *, t
     unit = np.asarray(risk_unit)[instrument]
     pnl = np.zeros((n_accounts, int(n_units), risk.shape[1]))
     np.add.at(pnl, (account, unit), quantity[:, None] * risk[instrument])
+    if out is not None:
+        out[...] = pnl
+        return out
     return pnl
 
 
