@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "marginkernel/types.hpp"
 
@@ -23,6 +24,20 @@ using f64 = array<double>;
 using i8 = array<std::int8_t>;
 using i32 = array<std::int32_t>;
 using i64 = array<std::int64_t>;
+
+// A new C-contiguous float64 array whose data starts on a 64-byte boundary (NumPy's own arrays
+// usually start 16 bytes past one): every full-width AVX-512 load of a row of R and every store to
+// P then stays within one cache line, which makes netting ~1.5x faster (bench/bench_net.py). It is
+// a view into a NumPy array 7 elements longer, so NumPy's allocator (huge pages for big arrays)
+// still does the allocating.
+inline f64 new_aligned_f64(const std::vector<py::ssize_t>& shape) {
+    py::ssize_t count = 1;
+    for (auto e : shape) count *= e;
+    f64 storage(count + 7);
+    const auto address = reinterpret_cast<std::uintptr_t>(storage.data());
+    const auto skip = static_cast<py::ssize_t>(((64 - address % 64) % 64) / sizeof(double));
+    return f64(shape, storage.mutable_data() + skip, storage);
+}
 
 inline std::string shape_of(const py::array& a) {
     std::string s = "(";

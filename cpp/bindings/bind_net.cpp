@@ -31,7 +31,7 @@ f64 net(const f64& risk, const i32& risk_unit, std::size_t n_units, const i64& a
         expect_shape("out", *out, {accounts, units, risk.shape(1)});
         if (!out->writeable()) throw InvalidInput("out", -1, "is read-only");
     }
-    f64 pnl = out ? *out : f64({accounts, units, risk.shape(1)});
+    f64 pnl = out ? *out : new_aligned_f64({accounts, units, risk.shape(1)});
     double* dst = pnl.mutable_data();
     {
         // Safe without the GIL: reads the argument buffers (kept alive by this frame), writes

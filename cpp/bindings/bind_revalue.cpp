@@ -49,7 +49,7 @@ py::tuple revalue(const i8& kind, const i8& settlement, const i32& risk_unit, co
         expect_shape("out", *out, {n, ns});
         if (!out->writeable()) throw InvalidInput("out", -1, "is read-only");
     }
-    f64 risk = out ? *out : f64({n, ns});
+    f64 risk = out ? *out : new_aligned_f64({n, ns});
     f64 base({n});
     double* risk_out = risk.mutable_data();
     double* base_out = base.mutable_data();
