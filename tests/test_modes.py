@@ -184,20 +184,16 @@ def test_book_input_and_bad_mode():
         eng.margin(LONG_BTC_SHORT_ETH, collateral=[{"account": "a", "currency": "USD"}])
 
 
-def test_large_book_is_vectorised():
-    # 20,000 positions over 5,000 accounts, both modes, in well under a second each
+def test_large_book_both_modes():
+    # 20,000 positions over 5,000 accounts, both modes (speed is for bench/, not asserted here)
     rng = np.random.default_rng(7)
     n = 20_000
     positions = pd.DataFrame({"account": rng.integers(0, 5_000, n), "instrument": rng.choice(list("FEUI"), n),
                               "quantity": rng.normal(0, 3, n)})
     eng = engine(netting="account", addons={"roll_shock": {"min_annualised_move": 0.01},
                                             "delta_shock": {"threshold": 1e5, "shock": 0.1}})
-    import time
-
     for mode in ("cross", "isolated"):
-        t = time.perf_counter()
         res = eng.margin(positions, mode=mode)
-        assert time.perf_counter() - t < 2.0
         assert len(res.accounts) == positions["account"].nunique()
         parts = res.accounts[["scan_risk", "roll_shock", "delta_shock"]].sum(axis=1)
         np.testing.assert_allclose(parts, res.accounts["risk"], rtol=1e-12)
