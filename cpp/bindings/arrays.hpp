@@ -59,6 +59,15 @@ inline void expect_shape(const char* field, const py::array& a, std::initializer
     if (!ok) throw InvalidInput(field, -1, "has shape " + shape_of(a) + ", expected " + want);
 }
 
+// Sets the Python error `cls(e.what())` with the attributes .field and .row (None when the error
+// is not about a row): how InvalidInput and its subclasses reach Python.
+inline void set_input_error(py::handle cls, const InvalidInput& e) {
+    py::object instance = py::reinterpret_borrow<py::object>(cls)(e.what());
+    instance.attr("field") = e.field();
+    instance.attr("row") = e.row() < 0 ? py::object(py::none()) : py::object(py::int_(e.row()));
+    PyErr_SetObject(cls.ptr(), instance.ptr());
+}
+
 void bind_revalue(py::module_& m);
 void bind_net(py::module_& m);
 void bind_reduce(py::module_& m);

@@ -350,10 +350,7 @@ void bind_account(py::module_& m) {
         try {
             if (p) std::rethrow_exception(p);
         } catch (const UnknownId& e) {
-            py::object instance = py::reinterpret_borrow<py::object>(unknown_id)(e.what());
-            instance.attr("field") = e.field();
-            instance.attr("row") = py::int_(e.row());
-            PyErr_SetObject(unknown_id.ptr(), instance.ptr());
+            set_input_error(unknown_id, e);
         }
     });
 

@@ -18,10 +18,7 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         try {
             if (p) std::rethrow_exception(p);
         } catch (const InvalidInput& e) {
-            py::object instance = py::reinterpret_borrow<py::object>(input_error)(e.what());
-            instance.attr("field") = e.field();
-            instance.attr("row") = e.row() < 0 ? py::object(py::none()) : py::object(py::int_(e.row()));
-            PyErr_SetObject(input_error.ptr(), instance.ptr());
+            bindings::set_input_error(input_error, e);
         }
     });
 
