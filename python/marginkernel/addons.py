@@ -41,7 +41,7 @@ Conventions used by several add-ons, per unit of instrument i of risk unit u:
 Every kind has a vectorised :meth:`AddOn.compute` (NumPy, ``bincount`` over positions; no Python
 loop over accounts or positions) and a plain loop :meth:`AddOn.reference` that states its semantics
 one position at a time; ``tests/test_addons.py`` holds each to hand-computed values and the two to
-each other. The SPAN spread add-ons' reference is :func:`marginkernel.span._intra` itself.
+each other. The SPAN spread add-ons' reference is :func:`marginkernel.spreads.form_intra_spread` itself.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import kernels
-from .span import Spread, SpreadLeg, Tier, _consume, _intra
+from .spreads import Spread, SpreadLeg, Tier, consume, form_intra_spread
 
 __all__ = [
     "AddOn", "Context", "ADDONS", "COMBINE", "build", "instrument_deltas", "instrument_units",
@@ -749,7 +749,7 @@ def _month_table(ctx: Context) -> tuple[list[str], np.ndarray]:
 
 
 def _tier_cols(tiers: Sequence[Tier], tn: int, months: Sequence[str]) -> np.ndarray:
-    """Columns (months) of tier ``tn``: tier 0 undefined means every month (span._tier_rows)."""
+    """Columns (months) of tier ``tn``: tier 0 undefined means every month (spreads.tier_rows)."""
     tier = next((t for t in tiers if t.number == tn), None)
     if tier is None:
         return np.arange(len(months)) if tn == 0 else np.zeros(0, dtype=np.int64)
@@ -761,7 +761,7 @@ def _sgn(x: np.ndarray) -> np.ndarray:
 
 
 def _consume_rows(d: np.ndarray, rows: np.ndarray, cols: np.ndarray, sign: np.ndarray, amount: np.ndarray) -> None:
-    """Vectorised span._consume: in rows ``rows`` take ``amount`` of delta of sign ``sign`` out of
+    """Vectorised spreads.consume: in rows ``rows`` take ``amount`` of delta of sign ``sign`` out of
     columns ``cols``, pro rata (in place)."""
     if cols.size == 0 or rows.size == 0:
         return
@@ -777,7 +777,7 @@ def _consume_rows(d: np.ndarray, rows: np.ndarray, cols: np.ndarray, sign: np.nd
 def _form(d: np.ndarray, rows: np.ndarray, legs: list[tuple[SpreadLeg, np.ndarray]], whole: bool,
           same_tier: bool) -> np.ndarray:
     """Spreads formed per row of ``d`` (months in columns) by one spread with these legs (each with
-    its columns); consumes the deltas. Vectorised span._intra / the inter-commodity step."""
+    its columns); consumes the deltas. Vectorised spreads.form_intra_spread / the inter-commodity step."""
     if same_tier:
         (a_leg, cols), (b_leg, _) = sorted(legs, key=lambda lc: lc[0].side)
         sub = d[np.ix_(rows, cols)]
@@ -816,7 +816,7 @@ class IntraSpread(AddOn):
     Per pair of a risk unit in ``underlyings`` (all when omitted; risk-unit names or underlyings):
     deltas per contract month, ``d[m] = sum_k q_k delta_k`` over instruments expiring in month m
     (perpetuals and spot: month "000000"). The spreads are formed in order, exactly as SPAN (and
-    :func:`marginkernel.span._intra`, the reference): two legs in one tier pair the tier's long months
+    :func:`marginkernel.spreads.form_intra_spread`, the reference): two legs in one tier pair the tier's long months
     against its short months, ``n = max(min(long/rA, short/rB), min(short/rA, long/rB))``; legs in
     different tiers pair the tiers' net deltas when their signs match the legs' sides (A one way, B
     the other), ``n = min |d_tier| / ratio``; formed deltas are consumed pro rata. Charge =
@@ -868,7 +868,7 @@ class IntraSpread(AddOn):
             d = np.array([by_month[m] for m in months])
             tiers = p["tiers"] or (Tier(0),)
             for s in p["spreads"]:
-                charge[pair] += _intra(s, tiers, months, d, TOL, p["whole"]) * s.rate
+                charge[pair] += form_intra_spread(s, tiers, months, d, TOL, p["whole"]) * s.rate
             if p["currency"] == "USD":
                 charge[pair] /= ctx.unit_fx[ctx.pair_unit[pair]]
         return charge
@@ -1012,7 +1012,7 @@ class InterSpread(AddOn):
                 for (leg, pair, cols, x), sg in zip(legs, signs):
                     credit[pair] += s.rate * n * leg.ratio * wfpr[pair]
                     row = d[pair]
-                    _consume(row, cols, sg, n * leg.ratio)
+                    consume(row, cols, sg, n * leg.ratio)
         return credit
 
 

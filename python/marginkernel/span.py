@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from . import kernels
+from .spreads import Spread, SpreadLeg, Tier, consume, delta_sign, form_intra_spread, tier_rows
 
 __all__ = [
     "SpreadLeg",
@@ -71,44 +72,6 @@ _REQUIRED = object()
 # --------------------------------------------------------------------------------------------
 # dataclasses
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SpreadLeg:
-    """One leg of a delta spread: ``ratio`` deltas of tier ``tier`` of commodity ``cc`` on side
-    ``side`` ('A' or 'B': legs marked A are on one side of the market, legs marked B on the other)."""
-
-    cc: str
-    tier: int
-    side: str
-    ratio: float
-
-
-@dataclass(frozen=True)
-class Spread:
-    """A delta-based spread (``<dSpread>``): intra-commodity when ``cc`` is set, else inter-commodity.
-
-    ``charge_method`` is the file's ``<chargeMeth>``: 'F' -- a flat ``rate`` per spread formed
-    (intra-commodity charge); 'W' -- a credit of ``rate`` (a fraction) times the weighted futures
-    price risk of each leg (inter-commodity credit)."""
-
-    number: int
-    charge_method: str
-    rate: float
-    legs: tuple[SpreadLeg, ...]
-    cc: str | None = None
-
-
-@dataclass(frozen=True)
-class Tier:
-    """A tier of contract periods of one commodity; ``None`` bounds mean open-ended."""
-
-    number: int
-    start: str | None = None
-    end: str | None = None
-
-    def contains(self, month: str) -> bool:
-        return (self.start is None or month >= self.start) and (self.end is None or month <= self.end)
 
 
 @dataclass(frozen=True)
@@ -920,29 +883,6 @@ def contract_rows(span: SpanFile, positions: pd.DataFrame) -> np.ndarray:
     raise ValueError("positions: need a 'contract' column, 'pf_id' and 'c_id' columns, or a 'row' column")
 
 
-def _tier_rows(tiers: Iterable[Tier], tn: int, months: list[str]) -> list[int]:
-    tier = next((t for t in tiers if t.number == tn), None)
-    if tier is None:
-        return [] if tn != 0 else list(range(len(months)))
-    return [k for k, mth in enumerate(months) if tier.contains(mth)]
-
-
-def _sign(x: float, tol: float) -> int:
-    return 0 if abs(x) <= tol else (1 if x > 0 else -1)
-
-
-def _consume(deltas: np.ndarray, idx: list[int], sign: int, amount: float) -> None:
-    """Take ``amount`` of delta of sign ``sign`` out of months ``idx``, pro rata."""
-    if amount <= 0 or not idx:
-        return
-    sub = deltas[idx]
-    side = np.where(sign * sub > 0, sign * sub, 0.0)
-    total = side.sum()
-    if total <= 0:
-        return
-    deltas[idx] = sub - sign * side * min(amount / total, 1.0)
-
-
 def margin(
     span: SpanFile,
     positions: pd.DataFrame,
@@ -1071,7 +1011,7 @@ def margin(
         tiers = span.intra_tiers.get(cc, (Tier(0),))
         # 2. intra-commodity spreads
         for s in sorted(intra_by_cc.get(cc, []), key=lambda s: s.number):
-            n_spreads = _intra(s, tiers, mlist, d, tol, whole_spreads)
+            n_spreads = form_intra_spread(s, tiers, mlist, d, tol, whole_spreads)
             if n_spreads > 0:
                 if s.charge_method != "F":
                     raise ValueError(
@@ -1115,11 +1055,11 @@ def margin(
             legs = []
             for leg, k in zip(s.legs, leg_units):
                 mlist, d = remaining[(a, k)]
-                idx = _tier_rows(span.inter_tiers.get(leg.cc, (Tier(0),)), leg.tier, mlist)
+                idx = tier_rows(span.inter_tiers.get(leg.cc, (Tier(0),)), leg.tier, mlist)
                 legs.append((leg, k, idx, float(d[idx].sum()) if idx else 0.0))
             first_leg, _, _, first_d = legs[0]
-            sign = _sign(first_d, tol) * (1 if first_leg.side == "A" else -1)
-            if sign == 0 or any(_sign(dl, tol) != (sign if leg.side == "A" else -sign) for leg, _, _, dl in legs):
+            sign = delta_sign(first_d, tol) * (1 if first_leg.side == "A" else -1)
+            if sign == 0 or any(delta_sign(dl, tol) != (sign if leg.side == "A" else -sign) for leg, _, _, dl in legs):
                 continue
             n_spreads = min(abs(dl) / leg.ratio for leg, _, _, dl in legs)
             if whole_spreads:
@@ -1133,7 +1073,7 @@ def margin(
                 )
             for leg, k, idx, dl in legs:
                 inter_credit[a, k] += s.rate * n_spreads * leg.ratio * wfpr[a, k]
-                _consume(remaining[(a, k)][1], idx, _sign(dl, tol), n_spreads * leg.ratio)
+                consume(remaining[(a, k)][1], idx, delta_sign(dl, tol), n_spreads * leg.ratio)
 
     risk = np.maximum(scan + intra_charge - inter_credit, som)
     adj = span.commodities["adj_rate"].to_numpy(dtype=float)
@@ -1162,43 +1102,3 @@ def margin(
     sums = ["scan_risk", "intra_charge", "inter_credit", "som", "risk", "maintenance", "net_option_value"]
     by_account = by_cc.groupby(["account", "currency"], sort=False)[sums].sum().reset_index()
     return SpanMargin(by_cc, by_account, loss, accounts, ccs)
-
-
-def _intra(s: Spread, tiers, months: list[str], d: np.ndarray, tol: float, whole: bool) -> float:
-    """Form spread ``s`` on month deltas ``d`` (consumed in place); returns the number formed."""
-    legs = [(leg, _tier_rows(tiers, leg.tier, months)) for leg in s.legs]
-    if len({leg.tier for leg in s.legs}) == 1:
-        if len(legs) != 2 or legs[0][0].side == legs[1][0].side:
-            raise ValueError(
-                f"ccDef[cc={s.cc}]/dSpread[spread={s.number}]: legs in one tier must be two, one on side A "
-                "and one on side B"
-            )
-        idx = legs[0][1]
-        sub = d[idx]
-        long_, short = float(sub[sub > 0].sum()), float(-sub[sub < 0].sum())
-        a_leg = next(leg for leg, _ in legs if leg.side == "A")
-        b_leg = next(leg for leg, _ in legs if leg.side == "B")
-        n1 = min(long_ / a_leg.ratio, short / b_leg.ratio)  # A long, B short
-        n2 = min(short / a_leg.ratio, long_ / b_leg.ratio)  # A short, B long
-        n = max(n1, n2)
-        if whole:
-            n = math.floor(n + tol)
-        if n <= tol:
-            return 0.0
-        a_sign = 1 if n1 >= n2 else -1
-        _consume(d, idx, a_sign, n * a_leg.ratio)
-        _consume(d, idx, -a_sign, n * b_leg.ratio)
-        return n
-    tier_d = [float(d[idx].sum()) if idx else 0.0 for _, idx in legs]
-    first_leg = legs[0][0]
-    sign = _sign(tier_d[0], tol) * (1 if first_leg.side == "A" else -1)
-    if sign == 0 or any(_sign(td, tol) != (sign if leg.side == "A" else -sign) for (leg, _), td in zip(legs, tier_d)):
-        return 0.0
-    n = min(abs(td) / leg.ratio for (leg, _), td in zip(legs, tier_d))
-    if whole:
-        n = math.floor(n + tol)
-    if n <= tol:
-        return 0.0
-    for (leg, idx), td in zip(legs, tier_d):
-        _consume(d, idx, _sign(td, tol), n * leg.ratio)
-    return n
