@@ -1,0 +1,258 @@
+"""Netting: positions -> scenario P&L per account, the (account, risk unit) pairs and the nodes of
+the model's netting level with their scan risk.
+
+Memory. The one array of the size accounts x units x scenarios is the accounts' P&L
+(:attr:`Pairs.account_pnl`, returned in the result). Pairs do not copy it: each pair names its row
+of that array (``pair_row``); weighted P&L, the netting level's joint P&L and the measures are
+computed block by block over whole accounts, with blocks of about ``BLOCK_BYTES``, so the peak stays
+close to the P&L array itself. Isolated positions add one row each (their own P&L).
+
+Netting levels (``[model] netting``), per node and scenario s, with w the scenario weights:
+
+* ``risk_unit``: a node per pair; joint = w P.
+* ``currency``: a node per (account, settlement currency); with children u (the account's units of
+  that currency) joint = sum_u min(w P_u, 0) + min(sum_u g_u max(w P_u, 0), cap / fx_c); a node
+  with one child keeps w P_u as it is.
+* ``account``: a node per account; the currencies net fully, C_c = fx_c sum_u w P_u (USD), then
+  joint = sum_c min(C_c, 0) + min(sum_c g_c max(C_c, 0), cap); one currency: C_c as it is.
+
+The node's scan risk is the model's measure of ``joint`` (worst loss, VaR or ES).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import kernels
+from ..keyed import keyed_array
+from .positions import Positions
+
+if TYPE_CHECKING:
+    from .core import Engine
+
+#: target size of one block of scenario rows (bytes) in the blocked computations
+BLOCK_BYTES = 16 << 20
+
+
+@dataclass(frozen=True, eq=False)
+class Pairs:
+    """(pseudo-account, risk unit) pairs of a book. Pseudo-accounts are the accounts (cross
+    positions) followed by one per isolated position; ``owner`` maps them to their account."""
+
+    owner: np.ndarray  # (n_pseudo,) account of each pseudo-account
+    account_pnl: np.ndarray  # (A, U, S) scenario P&L of each account, all its positions
+    rows: np.ndarray  # (R, S) the P&L rows pairs point into
+    pos_pair: np.ndarray  # (k,) pair of each position
+    pair_account: np.ndarray  # (P,) pseudo-account, sorted
+    pair_unit: np.ndarray  # (P,)
+    pair_row: np.ndarray  # (P,) row of ``rows``
+    pair_scan: np.ndarray  # (P,) weighted worst loss of the pair alone
+    pair_worst: np.ndarray  # (P,) its scenario
+
+    @property
+    def n_pseudo(self) -> int:
+        return len(self.owner)
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.pair_unit)
+
+
+@dataclass(frozen=True, eq=False)
+class Nodes:
+    """Nodes of the netting level: scan risk and worst scenario, FX of the node's currency to USD,
+    name (risk unit, currency or None), pseudo-account, and the node of each pair."""
+
+    scan: np.ndarray
+    worst: np.ndarray
+    fx: np.ndarray
+    name: np.ndarray
+    pseudo: np.ndarray
+    to_node: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scan)
+
+
+def _net_rows(engine: Engine, pos: Positions) -> tuple[np.ndarray, np.ndarray]:
+    """(account_pnl (A, U, S), rows): rows are account_pnl's (A * U) rows when every position is
+    cross; otherwise the cross positions' (A * U) rows followed by one row per isolated position."""
+    n_acc, n_units, n_s = pos.n_accounts, len(engine.units), engine.scenario_set.n_scenarios
+    risk, unit_of_row = engine.counted_risk, engine.market.unit_of_row
+    iso = pos.isolated
+    n_iso = int(iso.sum())
+    if n_iso == 0:
+        pnl = kernels.net(
+            risk,
+            unit_of_row,
+            n_units,
+            pos.starts(),
+            pos.instrument.astype(np.int32),
+            pos.quantity,
+            threads=engine.threads,
+        )
+        return pnl, pnl.reshape(n_acc * n_units, n_s)
+    cross = ~iso
+    rows = np.empty((n_acc * n_units + n_iso, n_s))
+    kernels.net(
+        risk,
+        unit_of_row,
+        n_units,
+        pos.starts(cross),
+        pos.instrument[cross].astype(np.int32),
+        np.ascontiguousarray(pos.quantity[cross]),
+        threads=engine.threads,
+        out=rows[: n_acc * n_units].reshape(n_acc, n_units, n_s),
+    )
+    rows[n_acc * n_units :] = pos.quantity[iso, None] * risk[pos.instrument[iso]]
+    account_pnl = rows[: n_acc * n_units].copy()
+    np.add.at(account_pnl, pos.account[iso] * n_units + unit_of_row[pos.instrument[iso]], rows[n_acc * n_units :])
+    return account_pnl.reshape(n_acc, n_units, n_s), rows
+
+
+def pair_blocks(pair_account: np.ndarray, n_scenarios: int) -> Iterator[slice]:
+    """Consecutive slices of pairs of about ``BLOCK_BYTES`` of scenario rows, each covering whole
+    pseudo-accounts (pairs are sorted by pseudo-account)."""
+    n = len(pair_account)
+    step = max(1, BLOCK_BYTES // (8 * max(n_scenarios, 1)))
+    p0 = 0
+    while p0 < n:
+        p1 = min(n, p0 + step)
+        p1 = int(np.searchsorted(pair_account, pair_account[p1 - 1], side="right"))
+        yield slice(p0, p1)
+        p0 = p1
+
+
+def build_pairs(engine: Engine, pos: Positions) -> Pairs:
+    """Net the positions and lay out their pairs, with each pair's own weighted worst loss."""
+    n_acc, n_units = pos.n_accounts, len(engine.units)
+    sc = engine.scenario_set
+    iso = pos.isolated
+    n_iso = int(iso.sum())
+    account_pnl, rows = _net_rows(engine, pos)
+    pos_unit = engine.market.unit_of_row[pos.instrument].astype(np.int64)
+    pseudo = pos.account.copy()
+    pseudo[iso] = n_acc + np.arange(n_iso)
+    pair_key, pos_pair = np.unique(pseudo * n_units + pos_unit, return_inverse=True)
+    pair_account, pair_unit = pair_key // n_units, pair_key % n_units
+    pair_row = np.where(pair_account < n_acc, pair_key, n_acc * n_units + (pair_account - n_acc))
+    scan = np.zeros(len(pair_key))
+    worst = np.zeros(len(pair_key), dtype=np.int32)
+    for blk in pair_blocks(pair_account, sc.n_scenarios):
+        weighted = rows[pair_row[blk]]
+        weighted *= sc.weight[pair_unit[blk]]
+        scan[blk], worst[blk] = kernels.worst_loss(weighted)
+    owner = np.concatenate([np.arange(n_acc), pos.account[iso]]).astype(np.int64)
+    return Pairs(owner, account_pnl, rows, pos_pair.reshape(-1), pair_account, pair_unit, pair_row, scan, worst)
+
+
+def _reduce(
+    values: np.ndarray, group: np.ndarray, n_groups: int, factor: np.ndarray | None, cap: np.ndarray | None
+) -> np.ndarray:
+    """Per group (0..n_groups-1) and scenario: sum of the rows' losses + min(sum of factor * gains,
+    cap); a plain sum without ``factor``; a group with one row keeps that row as it is."""
+    order = np.argsort(group, kind="stable")
+    sorted_rows = values[order]
+    counts = np.bincount(group, minlength=n_groups)
+    starts = np.zeros(n_groups, dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    if factor is None:
+        return np.add.reduceat(sorted_rows, starts, axis=0)
+    losses = np.add.reduceat(np.minimum(sorted_rows, 0.0), starts, axis=0)
+    gains = np.add.reduceat(np.maximum(sorted_rows, 0.0) * factor[order, None], starts, axis=0)
+    out = losses + np.minimum(gains, cap[:, None] if cap is not None else np.inf)
+    single = counts == 1
+    out[single] = sorted_rows[starts[single]]
+    return out
+
+
+class Netting:
+    """The netting level of one engine: names, FX and gain factors of its nodes (see the module
+    docstring), and :meth:`nodes` for a book's pairs."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        model, m = engine.model, engine.market
+        self.level = model.netting
+        self.currencies = list(dict.fromkeys(m.unit_currency))
+        self.unit_cur = np.array([self.currencies.index(c) for c in m.unit_currency], dtype=np.int64)
+        self.cur_fx = np.array([engine.market_snapshot.fx_rate(c) for c in self.currencies])
+        g = model.gain_factor
+        self.unit_gain = keyed_array(
+            g, list(zip(m.units, m.unit_underlying, strict=True)), "model.gain_factor", fallback=1.0
+        )
+        self.cur_gain = keyed_array(g, [(c,) for c in self.currencies], "model.gain_factor", fallback=1.0)
+
+    def _node_keys(self, pairs: Pairs) -> tuple[np.ndarray, np.ndarray]:
+        if self.level == "risk_unit":
+            return np.arange(pairs.n_pairs), np.arange(pairs.n_pairs)
+        key = pairs.pair_account
+        if self.level == "currency":
+            key = key * len(self.currencies) + self.unit_cur[pairs.pair_unit]
+        keys, to_node = np.unique(key, return_inverse=True)
+        return keys, to_node.reshape(-1)
+
+    def _joint(self, weighted: np.ndarray, pairs: Pairs, blk: slice, local: np.ndarray, n: int) -> np.ndarray:
+        """Joint P&L of the ``n`` nodes of one block (see the module docstring)."""
+        model = self.engine.model
+        unit = pairs.pair_unit[blk]
+        cur = self.unit_cur[unit]
+        if self.level == "risk_unit":
+            return weighted
+        if self.level == "currency":
+            first = np.zeros(n, dtype=np.int64)
+            first[local[::-1]] = np.arange(len(local))[::-1]
+            cap = model.gain_cap / self.cur_fx[cur[first]]
+            return _reduce(weighted, local, n, self.unit_gain[unit], cap)
+        # account level: currencies net fully (in USD), then the haircut across currencies
+        n_cur = len(self.currencies)
+        acc_cur = local * n_cur + cur
+        keys, group = np.unique(acc_cur, return_inverse=True)
+        by_cur = _reduce(weighted, group.reshape(-1), len(keys), None, None)
+        by_cur *= self.cur_fx[keys % n_cur, None]
+        return _reduce(by_cur, keys // n_cur, n, self.cur_gain[keys % n_cur], np.full(n, model.gain_cap))
+
+    def _measure(self, joint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        model, sc = self.engine.model, self.engine.scenario_set
+        joint = np.ascontiguousarray(joint)
+        if model.measure == "worst_loss":
+            scan, worst = kernels.worst_loss(joint)
+            return np.asarray(scan), np.asarray(worst)
+        var, es = kernels.value_at_risk(joint, model.confidence, sc.probability)
+        return np.maximum(0.0, var if model.measure == "var" else es), np.argmin(joint, axis=1)
+
+    def nodes(self, pairs: Pairs) -> Nodes:
+        """Scan risk of every node of the netting level for these pairs."""
+        engine, sc = self.engine, self.engine.scenario_set
+        keys, to_node = self._node_keys(pairs)
+        n_nodes = len(keys)
+        if self.level == "risk_unit" and engine.model.measure == "worst_loss":
+            scan, worst = pairs.pair_scan, pairs.pair_worst.astype(np.int64)
+        else:
+            scan, worst = np.zeros(n_nodes), np.zeros(n_nodes, dtype=np.int64)
+            for blk in pair_blocks(pairs.pair_account, sc.n_scenarios):
+                weighted = pairs.rows[pairs.pair_row[blk]]
+                weighted *= sc.weight[pairs.pair_unit[blk]]
+                n0 = int(to_node[blk.start])
+                n1 = int(to_node[blk.stop - 1]) + 1
+                joint = self._joint(weighted, pairs, blk, to_node[blk] - n0, n1 - n0)
+                scan[n0:n1], worst[n0:n1] = self._measure(joint)
+        return Nodes(scan, worst, *self._describe(pairs, keys), to_node)
+
+    def _describe(self, pairs: Pairs, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(fx, name, pseudo-account) of each node."""
+        m = self.engine.market
+        if self.level == "risk_unit":
+            names = np.array(m.units, dtype=object)[pairs.pair_unit] if len(keys) else np.zeros(0, dtype=object)
+            return m.unit_fx[pairs.pair_unit], names, pairs.pair_account
+        if self.level == "currency":
+            n_cur = len(self.currencies)
+            return self.cur_fx[keys % n_cur], np.array(self.currencies, dtype=object)[keys % n_cur], keys // n_cur
+        return np.ones(len(keys)), np.full(len(keys), None, dtype=object), keys
+
+
+__all__ = ["BLOCK_BYTES", "Netting", "Nodes", "Pairs", "build_pairs", "pair_blocks"]
