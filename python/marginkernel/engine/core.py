@@ -44,9 +44,10 @@ class Evaluation:
 class Engine:
     """Margin engine for one set of instruments, one market snapshot, one model and one scenario set.
 
-    ``scenarios``: a :class:`ScenarioSet` (user, stress or historical) used instead of the one the
-    model builds; its rows follow the risk units (``engine.units``), or, for a set built for
-    underlyings, any set whose row count matches the units'. ``expired``: what to do with futures
+    ``scenarios``: a :class:`ScenarioSet` (user, stress or historical, e.g. from
+    :func:`marginkernel.scenario_file.read_scenario_set`) used instead of the one the model builds;
+    a set that names its underlyings (every builder's does) is laid out over the risk units by
+    underlying; one that does not must have one row per risk unit (``engine.units``). ``expired``: what to do with futures
     and options whose expiry is at or before the valuation time -- ``"refuse"`` (default: an error
     naming them) or ``"settle"`` (settled at intrinsic value against the snapshot's
     ``settlement_prices``; see docs/models.md). Perpetuals and spot never expire.
@@ -76,9 +77,11 @@ class Engine:
         self.market_snapshot = market
         self.market: ResolvedMarket = market.resolve(instruments)
         self.expiry = Expiry(instruments, market, self.market, expired)
-        self.scenario_set: ScenarioSet = (
-            model.scenarios(self.market.unit_underlying) if scenarios is None else scenarios
-        )
+        if scenarios is None:
+            scenarios = model.scenarios(self.market.unit_underlying)
+        elif scenarios.underlyings is not None:
+            scenarios = scenarios.for_underlyings(self.market.unit_underlying)
+        self.scenario_set: ScenarioSet = scenarios
         if self.scenario_set.price_multiplier.shape[0] != len(self.units):
             raise ValueError(
                 f"scenarios: {self.scenario_set.price_multiplier.shape[0]} rows of moves for "
