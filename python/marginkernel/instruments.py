@@ -158,7 +158,7 @@ def _numbers(col: pd.Series, field: str, ids: np.ndarray, need: np.ndarray, defa
         out = np.array([np.nan if x is None or not ok[k] else float(x) for k, x in enumerate(obj)], dtype=float)
     if default is not None:
         out = np.where(np.isnan(out) & pd.isna(col).to_numpy(), default, out)
-    return out
+    return np.asarray(out, dtype=float)
 
 
 def _seconds(stamps: pd.Series) -> np.ndarray:
@@ -210,7 +210,7 @@ def _codes(col: pd.Series, table: Mapping[str, int], field: str, ids: np.ndarray
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
         raise ValueError(f"{_where(ids, k)}: field {field!r} must be one of {list(table)}, got {col.iloc[k]!r}")
-    return mapped.astype(np.int8)
+    return np.asarray(mapped, dtype=np.int8)
 
 
 def _ids(table: pd.DataFrame) -> np.ndarray:
@@ -223,7 +223,7 @@ def _ids(table: pd.DataFrame) -> np.ndarray:
     dup = col.duplicated().to_numpy()
     if dup.any():
         raise ValueError(f"{_where(ids, int(np.flatnonzero(dup)[0]))}: duplicate id")
-    return ids
+    return np.asarray(ids, dtype=object)
 
 
 def _from_table(table: pd.DataFrame) -> Instruments:

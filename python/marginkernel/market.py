@@ -228,7 +228,7 @@ def collateral_frame(collateral: Any) -> pd.DataFrame:
     missing account or currency, or an amount that is not a finite number raises naming the row. The
     input is not modified (a new frame is returned)."""
     if isinstance(collateral, Mapping):
-        rows = []
+        rows: list[dict[str, Any]] = []
         for account, balances in collateral.items():
             if not isinstance(balances, Mapping):
                 raise TypeError(

@@ -59,13 +59,39 @@ FILE_BUILDER = "file"  # [scenarios] builder reading joint moves from a file (ma
 FILE_PARAMS = ("path", "moves")
 MAX_MODEL_BYTES = 1 << 20  # a model file larger than this is refused (docs/models.md)
 _MODEL_KEYS: dict[str, Any] = {
-    "name": str, "methodology": str, "description": str, "source": str, "as_of": str, "measure": str, "netting": str,
-    "confidence": float, "gain_factor": (float, Mapping), "gain_cap": float, "im_factor": float,
-    "mm_factor": float, "mode": str, "currency": str,
+    "name": str,
+    "methodology": str,
+    "description": str,
+    "source": str,
+    "as_of": str,
+    "measure": str,
+    "netting": str,
+    "confidence": float,
+    "gain_factor": (float, Mapping),
+    "gain_cap": float,
+    "im_factor": float,
+    "mm_factor": float,
+    "mode": str,
+    "currency": str,
 }
 #: column names of MarginResult.accounts an add-on may not take
-RESERVED = ("im", "mm", "risk", "worst_unit", "worst_scenario", "scan_risk", "equity", "available",
-            "margin_ratio", "liquidation", "account", "risk_unit", "currency", "loss", "loss_usd")
+RESERVED = (
+    "im",
+    "mm",
+    "risk",
+    "worst_unit",
+    "worst_scenario",
+    "scan_risk",
+    "equity",
+    "available",
+    "margin_ratio",
+    "liquidation",
+    "account",
+    "risk_unit",
+    "currency",
+    "loss",
+    "loss_usd",
+)
 
 #: methodology name -> its loader, a callable ``loader(path) -> model`` or ``"module:function"``
 #: imported on first use (so that ``import marginkernel`` loads no methodology's code). Another
@@ -129,11 +155,11 @@ class MarginModel:
 
     name: str
     builder: str
-    scenario_params: Mapping = field(default_factory=dict)
+    scenario_params: Mapping[str, Any] = field(default_factory=dict)
     measure: str = "worst_loss"
     netting: str = "risk_unit"
     confidence: float = 0.99
-    gain_factor: float | Mapping = 1.0
+    gain_factor: float | Mapping[str, float] = 1.0
     im_factor: float = 1.0
     mm_factor: float = 1.0
     description: str = ""
@@ -142,8 +168,8 @@ class MarginModel:
     mode: str = "cross"
     currency: str = "USD"
     gain_cap: float = math.inf
-    addons: tuple = ()
-    collateral_haircut: float | Mapping = 0.0
+    addons: Any = ()  # a tuple of AddOn once built (see the class docstring)
+    collateral_haircut: float | Mapping[str, float] = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -161,8 +187,9 @@ class MarginModel:
                 raise ValueError(f"model.{key}: must be finite and >= 0, got {value!r}")
         object.__setattr__(self, "gain_factor", v.per_key(self.gain_factor, "model.gain_factor", lo=0.0, hi=1.0))
         object.__setattr__(self, "gain_cap", v.number(self.gain_cap, "model.gain_cap", lo=0.0, allow_inf=True))
-        object.__setattr__(self, "collateral_haircut",
-                           v.per_key(self.collateral_haircut, "collateral.haircut", lo=0.0, hi=1.0))
+        object.__setattr__(
+            self, "collateral_haircut", v.per_key(self.collateral_haircut, "collateral.haircut", lo=0.0, hi=1.0)
+        )
         if self.builder not in _builders():
             raise ValueError(f"scenarios.builder: must be one of {_builders()}, got {self.builder!r}")
         if self.builder == FILE_BUILDER:
@@ -204,7 +231,7 @@ class MarginModel:
             raise ValueError(f"scenarios.{exc}") from None
 
     @staticmethod
-    def _build_addons(value) -> tuple:
+    def _build_addons(value: Any) -> tuple[_addons.AddOn, ...]:
         if isinstance(value, Mapping):
             items = [_addons.build(str(name), table) for name, table in value.items()]
         else:
@@ -239,7 +266,8 @@ class MarginModel:
 
             moves = self.scenario_params.get("moves", "return")
             where = f"scenarios ({FILE_BUILDER} {str(self.scenario_params['path'])!r})"
-            return moves_to_scenarios(list(underlyings), getattr(self, "_moves"), moves=moves, where=where)
+            table: Any = self.__dict__["_moves"]
+            return moves_to_scenarios(list(underlyings), table, moves=moves, where=where)
         try:
             return _scenarios.BUILDERS[self.builder](list(underlyings), **self.scenario_params)
         except (TypeError, ValueError) as exc:
@@ -258,7 +286,8 @@ class MarginModel:
         if not isinstance(model, Mapping):
             raise ValueError("model: missing [model] section")
         kwargs: dict[str, Any] = {}
-        for key, value in model.items():
+        for key, raw in model.items():
+            value = raw
             if key not in _MODEL_KEYS:
                 raise ValueError(f"model.{key}: unknown key; known: {sorted(_MODEL_KEYS)}")
             want = _MODEL_KEYS[key]

@@ -87,8 +87,9 @@ def check_moves(table: pd.DataFrame, where: str = "scenarios") -> pd.DataFrame:
     return out
 
 
-def moves_to_scenarios(underlyings: Sequence[str] | None, table: pd.DataFrame, *, moves: str = "return",
-                       where: str = "scenarios") -> ScenarioSet:
+def moves_to_scenarios(
+    underlyings: Sequence[str] | None, table: pd.DataFrame, *, moves: str = "return", where: str = "scenarios"
+) -> ScenarioSet:
     """The scenario set of a checked moves table for these underlyings (None: every column of moves)."""
     if underlyings is None:
         underlyings = [c for c in table.columns if c not in RESERVED and not str(c).startswith("vol:")]
@@ -99,22 +100,31 @@ def moves_to_scenarios(underlyings: Sequence[str] | None, table: pd.DataFrame, *
         raise ValueError(f"{where}: no column of moves for underlying(s) {missing}")
     raw = np.array([table[u].to_numpy(dtype=float) for u in underlyings]).reshape(len(underlyings), len(table))
     with np.errstate(over="ignore"):
-        mult = {"return": lambda r: 1.0 + r, "log_return": np.exp, "multiplier": lambda r: r}[moves](raw)
+        mult = 1.0 + raw if moves == "return" else (np.exp(raw) if moves == "log_return" else raw)
     if not np.all(np.isfinite(mult) & (mult > 0)):
         raise ValueError(f"{where}: a move leaves a non-positive or non-finite price (moves = {moves!r})")
     vols = [f"vol:{u}" for u in underlyings]
     has_vol = any(c in table.columns for c in vols)
-    shift = np.array([table[c].to_numpy(dtype=float) if c in table.columns else np.zeros(len(table))
-                      for c in vols]).reshape(mult.shape)
+    shift = np.array(
+        [table[c].to_numpy(dtype=float) if c in table.columns else np.zeros(len(table)) for c in vols]
+    ).reshape(mult.shape)
     labels = tuple(table["scenario"]) if "scenario" in table.columns else tuple(f"row {k}" for k in range(len(table)))
     prob = table["probability"].to_numpy(dtype=float) if "probability" in table.columns else None
     kw: dict[str, Any] = {"vol_shock": "additive"} if has_vol else {}
-    return ScenarioSet(labels=labels, price_multiplier=np.ascontiguousarray(mult), vol_shift=shift,
-                       weight=np.ones_like(mult), probability=prob, underlyings=tuple(underlyings), **kw)
+    return ScenarioSet(
+        labels=labels,
+        price_multiplier=np.ascontiguousarray(mult),
+        vol_shift=shift,
+        weight=np.ones_like(mult),
+        probability=prob,
+        underlyings=tuple(underlyings),
+        **kw,
+    )
 
 
-def read_scenario_set(path: str | Path, underlyings: Sequence[str] | None = None, *,
-                      moves: str = "return") -> ScenarioSet:
+def read_scenario_set(
+    path: str | Path, underlyings: Sequence[str] | None = None, *, moves: str = "return"
+) -> ScenarioSet:
     """:func:`read_moves` then :func:`moves_to_scenarios` (for ``Engine(..., scenarios=...)``)."""
     return moves_to_scenarios(underlyings, read_moves(path), moves=moves, where=f"scenario file {str(path)!r}")
 

@@ -9,7 +9,7 @@ risk units' underlyings and parameters that are either one number or a mapping p
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -44,8 +44,10 @@ class ScenarioSet:
 
     def __post_init__(self) -> None:
         if np.ndim(self.price_multiplier) != 2:
-            raise ValueError(f"scenarios.price_multiplier: expected a (units, scenarios) array, got shape "
-                             f"{np.shape(self.price_multiplier)}")
+            raise ValueError(
+                f"scenarios.price_multiplier: expected a (units, scenarios) array, got shape "
+                f"{np.shape(self.price_multiplier)}"
+            )
         u, s = np.shape(self.price_multiplier)
         if s > MAX_SCENARIOS:
             raise ValueError(f"scenarios: {s} scenarios, more than the limit {MAX_SCENARIOS}")
@@ -81,21 +83,26 @@ class ScenarioSet:
         if missing:
             raise ValueError(f"scenarios: no moves for underlying(s) {missing}; the set has {list(self.underlyings)}")
         rows = np.array([index[u] for u in underlyings], dtype=np.int64)
-        return replace(self, price_multiplier=self.price_multiplier[rows], vol_shift=self.vol_shift[rows],
-                       weight=self.weight[rows], underlyings=tuple(underlyings))
+        return replace(
+            self,
+            price_multiplier=self.price_multiplier[rows],
+            vol_shift=self.vol_shift[rows],
+            weight=self.weight[rows],
+            underlyings=tuple(underlyings),
+        )
 
     def kernel_arguments(self) -> dict[str, Any]:
         """Keyword arguments of :func:`marginkernel.kernels.revalue` that describe the scenarios."""
-        return dict(
-            price_multiplier=self.price_multiplier,
-            vol_shift=self.vol_shift,
-            time_shift=self.time_shift,
-            vol_shock=self.vol_shock,
-            tau_floor_days=self.tau_floor_days,
-            short_power=self.short_power,
-            long_power=self.long_power,
-            vol_up_floor=self.vol_up_floor,
-        )
+        return {
+            "price_multiplier": self.price_multiplier,
+            "vol_shift": self.vol_shift,
+            "time_shift": self.time_shift,
+            "vol_shock": self.vol_shock,
+            "tau_floor_days": self.tau_floor_days,
+            "short_power": self.short_power,
+            "long_power": self.long_power,
+            "vol_up_floor": self.vol_up_floor,
+        }
 
 
 def per_underlying(name: str, value: Any, underlyings: Sequence[str]) -> np.ndarray:
@@ -134,8 +141,12 @@ def deribit_grid(
         raise ValueError(f"steps: must be in [1, {MAX_STEPS}], got {steps}")
     if len(extended_moves) > MAX_LIST:
         raise ValueError(f"extended_moves: at most {MAX_LIST} moves, got {len(extended_moves)}")
-    for key, value in (("vol_up", vol_up), ("vol_down", vol_down), ("extended_dampener", extended_dampener),
-                       ("vol_up_floor", vol_up_floor)):
+    for key, value in (
+        ("vol_up", vol_up),
+        ("vol_down", vol_down),
+        ("extended_dampener", extended_dampener),
+        ("vol_up_floor", vol_up_floor),
+    ):
         if not value >= 0:
             raise ValueError(f"{key}: must be >= 0, got {value}")
     if not tau_floor_days > 0:
@@ -199,8 +210,22 @@ def span16(
         raise ValueError(f"extreme_multiple: must be > 0, got {extreme_multiple}")
     if lookahead_days < 0 or year_days <= 0:
         raise ValueError(f"lookahead_days / year_days: must be >= 0 / > 0, got {lookahead_days} / {year_days}")
-    points = [(0, 1), (0, -1), (1 / 3, 1), (1 / 3, -1), (-1 / 3, 1), (-1 / 3, -1), (2 / 3, 1), (2 / 3, -1),
-              (-2 / 3, 1), (-2 / 3, -1), (1, 1), (1, -1), (-1, 1), (-1, -1)]
+    points = [
+        (0, 1),
+        (0, -1),
+        (1 / 3, 1),
+        (1 / 3, -1),
+        (-1 / 3, 1),
+        (-1 / 3, -1),
+        (2 / 3, 1),
+        (2 / 3, -1),
+        (-2 / 3, 1),
+        (-2 / 3, -1),
+        (1, 1),
+        (1, -1),
+        (-1, 1),
+        (-1, -1),
+    ]
     labels, mult, shift, weight = [], [], [], []
     for k, (f, v) in enumerate(points, start=1):
         labels.append(f"{k}: price {f:+.3g} range, vol {'up' if v > 0 else 'down'}")
@@ -265,8 +290,11 @@ def range_points(
     if len(vol_shift) == 0:
         raise ValueError("vol_shift: needs at least one vol shift (0 for none)")
     half = points // 2
-    fractions = [-(k / half) for k in range(half, 0, -1)] + ([0.0] if include_zero else []) + \
-        [k / half for k in range(1, half + 1)]
+    fractions = (
+        [-(k / half) for k in range(half, 0, -1)]
+        + ([0.0] if include_zero else [])
+        + [k / half for k in range(1, half + 1)]
+    )
     labels, mult, shift, weight = [], [], [], []
     for v in vol_shift:
         for f in fractions:
@@ -329,26 +357,50 @@ def historical(
     )
 
 
-BUILDERS = {"deribit_grid": deribit_grid, "span16": span16, "range_points": range_points}
+BUILDERS: dict[str, Callable[..., ScenarioSet]] = {
+    "deribit_grid": deribit_grid,
+    "span16": span16,
+    "range_points": range_points,
+}
 
 #: the type of every builder parameter a model file may set: "per_underlying" (a number or a table of
 #: numbers per underlying with an optional "default"), "number", "int", "bool", "str", "numbers" (an
 #: array of numbers). MarginModel checks values against it and names the key on a mismatch.
 PARAM_TYPES = {
     "deribit_grid": {
-        "price_range": "per_underlying", "steps": "int", "vol_up": "number", "vol_down": "number",
-        "extended_moves": "numbers", "extended_dampener": "number", "short_power": "number",
-        "long_power": "number", "tau_floor_days": "number", "vol_up_floor": "number",
+        "price_range": "per_underlying",
+        "steps": "int",
+        "vol_up": "number",
+        "vol_down": "number",
+        "extended_moves": "numbers",
+        "extended_dampener": "number",
+        "short_power": "number",
+        "long_power": "number",
+        "tau_floor_days": "number",
+        "vol_up_floor": "number",
         "extended_options_only": "bool",
     },
     "span16": {
-        "price_scan": "per_underlying", "vol_scan": "per_underlying", "extreme_multiple": "number",
-        "cover_fraction": "number", "lookahead_days": "number", "year_days": "number",
+        "price_scan": "per_underlying",
+        "vol_scan": "per_underlying",
+        "extreme_multiple": "number",
+        "cover_fraction": "number",
+        "lookahead_days": "number",
+        "year_days": "number",
     },
     "range_points": {
-        "up": "per_underlying", "down": "per_underlying", "points": "int", "include_zero": "bool",
-        "vol_shift": "numbers", "vol_shock": "str", "extreme_multiple": "number", "extreme_cover": "number",
-        "extreme_vol_shift": "number", "short_power": "number", "long_power": "number",
-        "tau_floor_days": "number", "lookahead_days": "number",
+        "up": "per_underlying",
+        "down": "per_underlying",
+        "points": "int",
+        "include_zero": "bool",
+        "vol_shift": "numbers",
+        "vol_shock": "str",
+        "extreme_multiple": "number",
+        "extreme_cover": "number",
+        "extreme_vol_shift": "number",
+        "short_power": "number",
+        "long_power": "number",
+        "tau_floor_days": "number",
+        "lookahead_days": "number",
     },
 }

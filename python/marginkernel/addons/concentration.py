@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from .base import AddOn, tiered, tiered_scalar
+from .base import AddOn, Context, tiered, tiered_scalar
 from .params import REQUIRED, Param
 
 
@@ -26,13 +26,13 @@ class Concentration(AddOn):
         "tiers": Param("tiers", REQUIRED),
     }
 
-    def compute(self, ctx, p):
+    def compute(self, ctx: Context, p: dict[str, Any]) -> np.ndarray:
         d = ctx.pos_quantity * ctx.delta[ctx.pos_instrument]
         x = np.abs(ctx.per_pair(d)) if p["measure"] == "net_delta" else ctx.per_pair(np.abs(d))
         u = ctx.pair_unit
-        return tiered(x * ctx.unit_spot[u], p["tiers"]) / ctx.unit_fx[u]
+        return np.asarray(tiered(x * ctx.unit_spot[u], p["tiers"]) / ctx.unit_fx[u], dtype=float)
 
-    def reference(self, ctx, p):
+    def reference(self, ctx: Context, p: dict[str, Any]) -> np.ndarray:
         net, gross = np.zeros(ctx.n_pairs), np.zeros(ctx.n_pairs)
         for pair, i, q in zip(ctx.pos_pair, ctx.pos_instrument, ctx.pos_quantity, strict=True):
             net[pair] += q * ctx.delta[i]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..codes import CALL, FUTURE, PERPETUAL, PUT
-from .base import AddOn
+from .base import AddOn, Context
 from .params import Param
 
 
@@ -28,7 +28,7 @@ class Contingency(AddOn):
     }
     per_unit = ("option_rate", "future_rate")
 
-    def compute(self, ctx, p):
+    def compute(self, ctx: Context, p: dict[str, Any]) -> np.ndarray:
         i, q = ctx.pos_instrument, ctx.pos_quantity
         kind, u = ctx.kind[i], ctx.unit_of_row[i]
         opt = (kind == CALL) | (kind == PUT)
@@ -38,9 +38,9 @@ class Contingency(AddOn):
         fut = (kind == FUTURE) | (kind == PERPETUAL)
         long_ = ctx.per_pair(q * ctx.notional[i], fut & (q > 0))
         short = ctx.per_pair(-q * ctx.notional[i], fut & (q < 0))
-        return options + p["future_rate"][ctx.pair_unit] * np.minimum(long_, short)
+        return np.asarray(options + p["future_rate"][ctx.pair_unit] * np.minimum(long_, short), dtype=float)
 
-    def reference(self, ctx, p):
+    def reference(self, ctx: Context, p: dict[str, Any]) -> np.ndarray:
         options, long_, short = np.zeros(ctx.n_pairs), np.zeros(ctx.n_pairs), np.zeros(ctx.n_pairs)
         for pair, i, q in zip(ctx.pos_pair, ctx.pos_instrument, ctx.pos_quantity, strict=True):
             k, u = ctx.kind[i], ctx.unit_of_row[i]
@@ -51,8 +51,10 @@ class Contingency(AddOn):
                     long_[pair] += q * ctx.notional[i]
                 else:
                     short[pair] -= q * ctx.notional[i]
-        return options + np.array(
-            [p["future_rate"][ctx.pair_unit[k]] * min(long_[k], short[k]) for k in range(ctx.n_pairs)]
+        return np.asarray(
+            options
+            + np.array([p["future_rate"][ctx.pair_unit[k]] * min(long_[k], short[k]) for k in range(ctx.n_pairs)]),
+            dtype=float,
         )
 
 

@@ -16,6 +16,7 @@ Per unit of instrument i of risk unit u:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from ..codes import CALL, INVERSE, KINDS, LINEAR, PUT, SPOT
 
 #: kind names in code order (index = code)
 KIND_NAMES: tuple[str, ...] = tuple(sorted(KINDS, key=KINDS.__getitem__))
+_normal_cdf: Callable[[np.ndarray], np.ndarray] = kernels.normal_cdf
 
 
 def instrument_units(kind: Any, settlement: Any, multiplier: Any, forward: Any) -> np.ndarray:
@@ -57,7 +59,7 @@ def instrument_deltas(  # noqa: PLR0917 - positional, as the instrument arrays a
         sd = np.asarray(vol, float)[opt] * np.sqrt(t)
         with np.errstate(divide="ignore", invalid="ignore"):
             d1 = np.where(sd > 0, (np.log(f / k) + 0.5 * sd * sd) / sd, np.sign(f - k) * np.inf)
-        n1 = np.where(np.isnan(d1), 0.5, kernels.normal_cdf(np.nan_to_num(d1, posinf=40.0, neginf=-40.0)))
+        n1 = np.where(np.isnan(d1), 0.5, _normal_cdf(np.nan_to_num(d1, posinf=40.0, neginf=-40.0)))
         df = np.asarray(discount, float)[opt]
         call = kind[opt] == CALL
         delta[opt] = np.asarray(multiplier, float)[opt] * df * np.where(call, n1, n1 - 1.0)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..codes import CALL, PUT
-from .base import AddOn, kind_mask, per_contract, tiered, tiered_scalar
+from .base import AddOn, Context, kind_mask, per_contract, tiered, tiered_scalar
 from .conventions import KIND_NAMES
 from .params import REQUIRED, Param
 
@@ -31,16 +31,16 @@ class ShortOptionMinimum(AddOn):
     }
     per_unit = ("rate",)
 
-    def compute(self, ctx, p):
+    def compute(self, ctx: Context, p: dict[str, Any]) -> np.ndarray:
         i, q = ctx.pos_instrument, ctx.pos_quantity
         kind = ctx.kind[i]
         per = per_contract(ctx, p, i) if p["basis"] == "contract" else ctx.notional[i]
         amount = np.maximum(-q, 0.0) * p["rate"][ctx.unit_of_row[i]] * per
         calls = ctx.per_pair(amount, kind == CALL)
         puts = ctx.per_pair(amount, kind == PUT)
-        return calls + puts if p["method"] == "gross" else np.maximum(calls, puts)
+        return np.asarray(calls + puts if p["method"] == "gross" else np.maximum(calls, puts), dtype=float)
 
-    def reference(self, ctx, p):
+    def reference(self, ctx: Context, p: dict[str, Any]) -> np.ndarray:
         calls, puts = np.zeros(ctx.n_pairs), np.zeros(ctx.n_pairs)
         for pair, i, q in zip(ctx.pos_pair, ctx.pos_instrument, ctx.pos_quantity, strict=True):
             if q >= 0 or ctx.kind[i] not in (CALL, PUT):
@@ -81,12 +81,12 @@ class PerContractMinimum(AddOn):
     }
     per_unit = ("rate",)
 
-    def check(self):
+    def check(self) -> None:
         tiers = self.config["tiers"]
         if tiers is not None and tiers[0][0] != 0.0:
             raise ValueError(f"{self.where}.tiers[0][0]: the first tier must start at 0, got {tiers[0][0]}")
 
-    def compute(self, ctx, p):
+    def compute(self, ctx: Context, p: dict[str, Any]) -> np.ndarray:
         i = ctx.pos_instrument
         sel = kind_mask(p["kinds"])[ctx.kind[i]]
         size = ctx.multiplier[i] * per_contract(ctx, p, i) if p["basis"] == "multiplier" else ctx.notional[i]
@@ -94,9 +94,9 @@ class PerContractMinimum(AddOn):
         if p["tiers"] is None:
             return raw
         fx = ctx.unit_fx[ctx.pair_unit]
-        return tiered(raw * fx, p["tiers"]) / fx
+        return np.asarray(tiered(raw * fx, p["tiers"]) / fx, dtype=float)
 
-    def reference(self, ctx, p):
+    def reference(self, ctx: Context, p: dict[str, Any]) -> np.ndarray:
         raw = np.zeros(ctx.n_pairs)
         for pair, i, q in zip(ctx.pos_pair, ctx.pos_instrument, ctx.pos_quantity, strict=True):
             if KIND_NAMES[ctx.kind[i]] in p["kinds"]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from .base import AddOn, kind_mask
+from .base import AddOn, Context, kind_mask
 from .conventions import KIND_NAMES
 from .params import REQUIRED, Param
 
@@ -28,19 +28,22 @@ class RollShock(AddOn):
     }
     per_unit = ("annualised_move_risk", "min_annualised_move")
 
-    def _move(self, ctx, p, i):
+    def _move(self, ctx: Context, p: dict[str, Any], i: np.ndarray) -> np.ndarray:
         u = ctx.unit_of_row[i]
-        return np.maximum(
-            p["min_annualised_move"][u], p["annualised_move_risk"][u] * np.maximum(ctx.expiry_years[i], 0.0)
+        return np.asarray(
+            np.maximum(
+                p["min_annualised_move"][u], p["annualised_move_risk"][u] * np.maximum(ctx.expiry_years[i], 0.0)
+            ),
+            dtype=float,
         )
 
-    def compute(self, ctx, p):
+    def compute(self, ctx: Context, p: dict[str, Any]) -> np.ndarray:
         i = ctx.pos_instrument
         sel = kind_mask(p["kinds"])[ctx.kind[i]]
         amount = np.abs(ctx.pos_quantity) * ctx.notional[i] * self._move(ctx, p, i)
         return ctx.per_pair(amount, sel)
 
-    def reference(self, ctx, p):
+    def reference(self, ctx: Context, p: dict[str, Any]) -> np.ndarray:
         out = np.zeros(ctx.n_pairs)
         for pair, i, q in zip(ctx.pos_pair, ctx.pos_instrument, ctx.pos_quantity, strict=True):
             if KIND_NAMES[ctx.kind[i]] in p["kinds"]:
@@ -65,13 +68,13 @@ class DeltaShock(AddOn):
     }
     per_unit = ("threshold", "shock")
 
-    def compute(self, ctx, p):
+    def compute(self, ctx: Context, p: dict[str, Any]) -> np.ndarray:
         net = ctx.per_pair(ctx.pos_quantity * ctx.delta[ctx.pos_instrument])
         u = ctx.pair_unit
         usd = np.abs(net) * ctx.unit_spot[u]
-        return p["shock"][u] * np.maximum(usd - p["threshold"][u], 0.0) / ctx.unit_fx[u]
+        return np.asarray(p["shock"][u] * np.maximum(usd - p["threshold"][u], 0.0) / ctx.unit_fx[u], dtype=float)
 
-    def reference(self, ctx, p):
+    def reference(self, ctx: Context, p: dict[str, Any]) -> np.ndarray:
         net = np.zeros(ctx.n_pairs)
         for pair, i, q in zip(ctx.pos_pair, ctx.pos_instrument, ctx.pos_quantity, strict=True):
             net[pair] += q * ctx.delta[i]

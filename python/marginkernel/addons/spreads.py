@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -113,13 +113,13 @@ class IntraSpread(AddOn):
         "currency": Param("str", "settlement", choices=("settlement", "USD")),
     }
 
-    def _scope(self, ctx) -> np.ndarray:
+    def _scope(self, ctx: Context) -> np.ndarray:
         names = self.config["underlyings"]
         if names is None:
             return np.ones(ctx.n_units, dtype=bool)
         return np.array([n in names or u in names for n, u in zip(ctx.unit_names, ctx.unit_underlying, strict=True)])
 
-    def compute(self, ctx, p):
+    def compute(self, ctx: Context, p: dict[str, Any]) -> np.ndarray:
         months, code = _month_table(ctx)
         rows = np.flatnonzero(self._scope(ctx)[ctx.pair_unit])
         d = np.zeros((ctx.n_pairs, len(months)))
@@ -132,7 +132,7 @@ class IntraSpread(AddOn):
         ctx.shared[self.name] = (months, rows, d)
         return charge / ctx.unit_fx[ctx.pair_unit] if p["currency"] == "USD" else charge
 
-    def reference(self, ctx, p):
+    def reference(self, ctx: Context, p: dict[str, Any]) -> np.ndarray:
         scope = self._scope(ctx)
         charge = np.zeros(ctx.n_pairs)
         for pair in range(ctx.n_pairs):
@@ -203,13 +203,13 @@ class InterSpread(AddOn):
         "whole": Param("bool", False),
     }
 
-    def check(self):
+    def check(self) -> None:
         for k, spread in enumerate(self.config["spreads"]):
             units = [leg.cc for leg in spread.legs]
             if len(set(units)) != len(units):
                 raise ValueError(f"{self.where}.spreads[{k}].legs: each leg must name a different unit, got {units}")
 
-    def _deltas(self, ctx, p):
+    def _deltas(self, ctx: Context, p: dict[str, Any]) -> tuple[list[str], np.ndarray]:
         months, code = _month_table(ctx)
         d = np.zeros((ctx.n_pairs, len(months)))
         np.add.at(d, (ctx.pos_pair, code[ctx.pos_instrument]), ctx.pos_quantity * ctx.delta[ctx.pos_instrument])
@@ -222,13 +222,13 @@ class InterSpread(AddOn):
             d[rows] = d_after[rows]
         return months, d
 
-    def _wfpr(self, ctx, p, d):
+    def _wfpr(self, ctx: Context, p: dict[str, Any], d: np.ndarray) -> np.ndarray:
         risk = price_risk(ctx) if p["price_risk"] == "span" else ctx.pair_scan
         net = d.sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(np.abs(net) > TOL, risk / np.abs(net), 0.0)
 
-    def compute(self, ctx, p):
+    def compute(self, ctx: Context, p: dict[str, Any]) -> np.ndarray:
         months, d = self._deltas(ctx, p)
         wfpr = self._wfpr(ctx, p, d)
         credit = np.zeros(ctx.n_pairs)
@@ -265,7 +265,7 @@ class InterSpread(AddOn):
                 _consume_rows(d, rows, cols, _sgn(leg_d[:, k]), n * leg.ratio)
         return credit
 
-    def reference(self, ctx, p):
+    def reference(self, ctx: Context, p: dict[str, Any]) -> np.ndarray:
         months, d = self._deltas(ctx, p)
         wfpr = self._wfpr(ctx, p, d)
         credit = np.zeros(ctx.n_pairs)

@@ -47,10 +47,11 @@ class Engine:
     ``scenarios``: a :class:`ScenarioSet` (user, stress or historical, e.g. from
     :func:`marginkernel.scenario_file.read_scenario_set`) used instead of the one the model builds;
     a set that names its underlyings (every builder's does) is laid out over the risk units by
-    underlying; one that does not must have one row per risk unit (``engine.units``). ``expired``: what to do with futures
-    and options whose expiry is at or before the valuation time -- ``"refuse"`` (default: an error
-    naming them) or ``"settle"`` (settled at intrinsic value against the snapshot's
-    ``settlement_prices``; see docs/models.md). Perpetuals and spot never expire.
+    underlying; one that does not must have one row per risk unit (``engine.units``).
+
+    ``expired``: what to do with futures and options whose expiry is at or before the valuation
+    time -- ``"refuse"`` (default: an error naming them) or ``"settle"`` (settled at intrinsic value
+    against the snapshot's ``settlement_prices``; see docs/models.md). Perpetuals and spot never expire.
     """
 
     def __init__(
@@ -100,10 +101,9 @@ class Engine:
     def _revalue(self) -> tuple[np.ndarray, np.ndarray]:
         inst, m = self.instruments, self.market
         per_instrument = m.kernel_arguments(inst)
+        arguments: dict[str, Any] = {**per_instrument, **self.scenario_set.kernel_arguments()}
         try:
-            risk, value_now = kernels.revalue(
-                **per_instrument, **self.scenario_set.kernel_arguments(), threads=self.threads
-            )
+            risk, value_now = kernels.revalue(**arguments, threads=self.threads)
         except kernels.InputError as exc:
             if exc.row is not None and exc.field in per_instrument and exc.field != "spot":
                 raise ValueError(f"instrument {inst.ids[exc.row]!r} (row {exc.row}): {exc}") from None
@@ -215,7 +215,7 @@ class Engine:
             node = int(np.flatnonzero(~np.isfinite(req.requirement))[0])
             account = ev.positions.names[ev.pairs.owner[nodes.pseudo[node]]]
             raise ValueError(f"positions: the margin of account {account!r} overflows float64 (quantities too large)")
-        accounts_out = accounts_frame(self, ev.positions, ev.pairs, nodes, req, settled_usd)
+        accounts_out = accounts_frame(self, ev.positions, ev.pairs, nodes, req, settled_usd=settled_usd)
         by_unit = by_unit_frame(self, ev.positions.names, ev.pairs, charges)
         return MarginResult(
             accounts_out,

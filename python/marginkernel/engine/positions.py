@@ -78,7 +78,7 @@ def numeric_column(frame: pd.DataFrame, column: str, allow_missing: bool = False
     if kind == "c":
         raise TypeError(f"positions.{column}: must be a real number; row 0 has {values.iloc[0]!r} (complex)")
     if kind in "iuf":
-        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+        return np.asarray(values.to_numpy(dtype=np.float64, na_value=np.nan))
     obj = values.astype(object).to_numpy()
     is_complex = np.fromiter((isinstance(v, complex) for v in obj), bool, len(obj))
     if is_complex.any():
@@ -94,7 +94,7 @@ def numeric_column(frame: pd.DataFrame, column: str, allow_missing: bool = False
     if bad.any():
         k = _first(bad)
         raise TypeError(f"positions.{column}: must be numeric; row {k} has {obj[k]!r}")
-    return num
+    return np.asarray(num, dtype=float)
 
 
 def _empty_frame() -> pd.DataFrame:

@@ -144,7 +144,13 @@ def _equity(engine: Engine, pos: Positions, settled_usd: np.ndarray | None) -> n
 
 
 def accounts_frame(
-    engine: Engine, pos: Positions, pairs: Pairs, nodes: Nodes, req: Requirement, settled_usd: np.ndarray | None = None
+    engine: Engine,
+    pos: Positions,
+    pairs: Pairs,
+    nodes: Nodes,
+    req: Requirement,
+    *,
+    settled_usd: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The ``accounts`` frame of a :class:`MarginResult`."""
     model, n_acc = engine.model, pos.n_accounts
