@@ -142,11 +142,18 @@ def build_pairs(engine: Engine, pos: Positions) -> Pairs:
     pair_row = np.where(pair_account < n_acc, pair_key, n_acc * n_units + (pair_account - n_acc))
     scan = np.zeros(len(pair_key))
     worst = np.zeros(len(pair_key), dtype=np.int32)
+    owner = np.concatenate([np.arange(n_acc), pos.account[iso]]).astype(np.int64)
     for blk in pair_blocks(pair_account, sc.n_scenarios):
         weighted = rows[pair_row[blk]]
-        weighted *= sc.weight[pair_unit[blk]]
+        with np.errstate(over="ignore", invalid="ignore"):
+            weighted *= sc.weight[pair_unit[blk]]
+        finite = np.isfinite(weighted).all(axis=1)
+        if not finite.all():
+            account = pos.names[owner[pair_account[blk][np.flatnonzero(~finite)[0]]]]
+            raise ValueError(
+                f"positions: the scenario P&L of account {account!r} overflows float64 (quantities too large)"
+            )
         scan[blk], worst[blk] = kernels.worst_loss(weighted)
-    owner = np.concatenate([np.arange(n_acc), pos.account[iso]]).astype(np.int64)
     return Pairs(owner, account_pnl, rows, pos_pair.reshape(-1), pair_account, pair_unit, pair_row, scan, worst)
 
 

@@ -76,7 +76,9 @@ def numeric_column(frame: pd.DataFrame, column: str, allow_missing: bool = False
     values = frame[column]
     kind = values.dtype.kind
     if kind == "c":
-        raise TypeError(f"positions.{column}: must be a real number; row 0 has {values.iloc[0]!r} (complex)")
+        imaginary = np.flatnonzero(np.imag(values.to_numpy()) != 0)
+        k = int(imaginary[0]) if imaginary.size else 0
+        raise TypeError(f"positions.{column}: must be a real number; row {k} has {values.iloc[k]!r} (complex)")
     if kind in "iuf":
         return np.asarray(values.to_numpy(dtype=np.float64, na_value=np.nan))
     obj = values.astype(object).to_numpy()

@@ -74,7 +74,8 @@ def addon_charges(engine: Engine, ctx: Context | None, n_pairs: int) -> np.ndarr
     if ctx is None or n_pairs == 0:
         return charges
     for k, (addon, params) in enumerate(zip(model.addons, engine.addon_params, strict=True)):
-        charge = np.asarray(addon.compute(ctx, params), dtype=float)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, naming the add-on
+            charge = np.asarray(addon.compute(ctx, params), dtype=float)
         if charge.shape != (n_pairs,):  # pragma: no cover - an add-on bug
             raise RuntimeError(f"add-on {addon.name!r} returned shape {charge.shape}, expected {(n_pairs,)}")
         if not np.all(np.isfinite(charge)):
