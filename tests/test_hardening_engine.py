@@ -117,7 +117,7 @@ def test_model_file_must_be_a_regular_file(tmp_path):
 
     fifo = tmp_path / "fifo.toml"
     os.mkfifo(fifo)
-    with pytest.raises(ValueError, match="not a regular file|neither a preset"):
+    with pytest.raises(ValueError, match=r"not a regular file|neither a preset"):
         mk.load_model(fifo)
     with pytest.raises(ValueError, match="not a regular file"):
         mk.MarginModel.from_toml(fifo)

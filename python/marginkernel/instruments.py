@@ -26,6 +26,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -83,6 +84,11 @@ class Instruments:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @cached_property
+    def index(self) -> pd.Index:
+        """The ids as a pandas Index (row of an id: ``index.get_indexer(ids)``), built once."""
+        return pd.Index(self.ids, dtype=object)
+
     @property
     def risk_units(self) -> np.ndarray:
         """Risk unit name per row."""
@@ -139,8 +145,14 @@ def _column(table: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series([None] * len(table), dtype=object)
 
 
+def _all_str(col: pd.Series) -> bool:
+    return bool(pd.api.types.infer_dtype(col, skipna=False) == "string")
+
+
 def _strings(col: pd.Series) -> np.ndarray:
     """True where the value is a non-empty string."""
+    if _all_str(col):
+        return np.asarray(col.to_numpy(dtype=object) != "")
     return np.fromiter((isinstance(x, str) and x != "" for x in col), bool, len(col))
 
 
@@ -166,6 +178,21 @@ def _seconds(stamps: pd.Series) -> np.ndarray:
     return np.asarray((stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(1, "s"), dtype=float)
 
 
+def _parse_times(values: pd.Series) -> np.ndarray:
+    """Epoch seconds of ISO-8601 strings, parsed once per distinct string; NaN for anything else
+    (other types, relative words such as "now", unparsable text: the caller's slow path)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    out = np.full(len(uniques), np.nan)
+    text = np.array([isinstance(u, str) and u.strip().lower() not in _RELATIVE for u in uniques], dtype=bool)
+    if text.any():
+        parsed = pd.to_datetime(pd.Series(uniques[text], dtype=object), utc=True, errors="coerce", format="ISO8601")
+        ok = parsed.notna().to_numpy()
+        secs = np.full(len(parsed), np.nan)
+        secs[ok] = _seconds(parsed[ok])
+        out[text] = secs
+    return out[codes]
+
+
 def _expiries(col: pd.Series, ids: np.ndarray, need: np.ndarray, kind_names: np.ndarray) -> np.ndarray:
     out = np.full(len(col), np.nan)
     rows = np.flatnonzero(need)
@@ -181,16 +208,7 @@ def _expiries(col: pd.Series, ids: np.ndarray, need: np.ndarray, kind_names: np.
     elif sub.dtype.kind == "M" or isinstance(sub.dtype, pd.DatetimeTZDtype):
         out[rows] = _seconds(pd.to_datetime(sub, utc=True))
     else:
-        is_str = np.fromiter((isinstance(x, str) for x in sub), bool, len(sub))
-        fast = np.full(len(sub), np.nan)
-        if is_str.any():
-            strs = sub[is_str].astype(str)
-            relative = strs.str.strip().str.lower().isin(_RELATIVE).to_numpy()
-            parsed = pd.to_datetime(strs.where(~relative, "invalid"), utc=True, errors="coerce", format="ISO8601")
-            ok = parsed.notna().to_numpy()
-            secs = np.full(len(strs), np.nan)
-            secs[ok] = _seconds(parsed[ok])
-            fast[is_str] = secs
+        fast = _parse_times(sub)
         for j in np.flatnonzero(np.isnan(fast)):  # slow path: other types, and the error message
             try:
                 fast[j] = to_epoch_seconds(sub.iloc[j])
@@ -205,7 +223,9 @@ def _expiries(col: pd.Series, ids: np.ndarray, need: np.ndarray, kind_names: np.
 
 
 def _codes(col: pd.Series, table: Mapping[str, int], field: str, ids: np.ndarray) -> np.ndarray:
-    mapped = col.map(lambda x: table.get(x, -1) if isinstance(x, str) else -1).to_numpy(dtype=np.int64)
+    codes, uniques = pd.factorize(col, use_na_sentinel=False)
+    known = np.array([table.get(u, -1) if isinstance(u, str) else -1 for u in uniques], dtype=np.int64)
+    mapped = known[codes]
     bad = mapped < 0
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
@@ -213,23 +233,24 @@ def _codes(col: pd.Series, table: Mapping[str, int], field: str, ids: np.ndarray
     return np.asarray(mapped, dtype=np.int8)
 
 
-def _ids(table: pd.DataFrame) -> np.ndarray:
+def _ids(table: pd.DataFrame) -> tuple[np.ndarray, pd.Index]:
     col = _column(table, "id")
     ok = _strings(col)
     if not ok.all():
         k = int(np.flatnonzero(~ok)[0])
         raise ValueError(f"instruments row {k}: field 'id' must be a non-empty string, got {col.iloc[k]!r}")
-    ids = col.to_numpy(dtype=object)
-    dup = col.duplicated().to_numpy()
-    if dup.any():
+    ids = np.asarray(col.to_numpy(dtype=object), dtype=object)
+    index = pd.Index(ids, dtype=object)
+    if not index.is_unique:
+        dup = index.duplicated()
         raise ValueError(f"{_where(ids, int(np.flatnonzero(dup)[0]))}: duplicate id")
-    return np.asarray(ids, dtype=object)
+    return ids, index
 
 
 def _from_table(table: pd.DataFrame) -> Instruments:
     if len(table) == 0:
         raise ValueError("instruments: no instruments given")
-    ids = _ids(table)
+    ids, index = _ids(table)
     kind = _codes(_column(table, "kind"), KINDS, "kind", ids)
     settle_col = _column(table, "settlement")
     settlement = _codes(settle_col.where(settle_col.notna(), "linear"), SETTLEMENTS, "settlement", ids)
@@ -242,7 +263,11 @@ def _from_table(table: pd.DataFrame) -> Instruments:
     cur_col = _column(table, "currency")
     default_cur = np.where(settlement == codes.INVERSE, underlying, "USD").astype(object)
     currency = np.where(pd.isna(cur_col).to_numpy(), default_cur, cur_col.to_numpy(dtype=object)).astype(object)
-    is_str = np.fromiter((isinstance(x, str) for x in currency), bool, len(currency))
+    is_str = (
+        np.ones(len(currency), bool)
+        if _all_str(pd.Series(currency))
+        else np.fromiter((isinstance(x, str) for x in currency), bool, len(currency))
+    )
     if not is_str.all():
         k = int(np.flatnonzero(~is_str)[0])
         raise ValueError(f"{_where(ids, k)}: field 'currency' must be a string, got {currency[k]!r}")
@@ -263,7 +288,7 @@ def _from_table(table: pd.DataFrame) -> Instruments:
     kind_names = np.array(sorted(KINDS, key=KINDS.__getitem__), dtype=object)[kind]
     dated = option | (kind == codes.FUTURE)
     expiry = _expiries(_column(table, "expiry"), ids, dated, kind_names)
-    return Instruments(
+    out = Instruments(
         ids=ids,
         kind=kind,
         settlement=settlement,
@@ -273,6 +298,8 @@ def _from_table(table: pd.DataFrame) -> Instruments:
         expiry=np.where(dated, expiry, np.nan),
         multiplier=multiplier,
     )
+    out.__dict__["index"] = index  # the cached Index of the ids, already built to check uniqueness
+    return out
 
 
 __all__ = ["KINDS", "SETTLEMENTS", "Instruments", "risk_unit_name", "to_epoch_seconds"]

@@ -111,33 +111,37 @@ class Market:
         """Per-instrument forward, discount factor, vol and time to expiry; per-risk-unit index and FX.
 
         Vectorised: no Python loop over instruments (only over underlyings and table keys)."""
-        under = pd.Series(instruments.underlying, dtype=object)
-        spot_row = under.map(self.spot).to_numpy(dtype=float, na_value=np.nan)
-        if np.isnan(spot_row).any():
-            missing = under[np.isnan(spot_row)].iloc[0]
-            raise ValueError(f"market.spot: no index price for underlying {missing!r}")
-        units, unit_of_row, first = _units(instruments)
+        u_code, u_names = pd.factorize(instruments.underlying)
+        u_names = [str(u) for u in u_names]
+        for name in u_names:
+            if name not in self.spot:
+                raise ValueError(f"market.spot: no index price for underlying {name!r}")
+
+        def per_underlying(table: Mapping[str, float], default: float) -> np.ndarray:
+            return np.array([table.get(u, default) for u in u_names], dtype=float)[u_code]
+
+        spot_row = per_underlying(self.spot, np.nan)
+        units, unit_of_row, first = _units(instruments, u_code)
         kind = instruments.kind
         dated = (kind == FUTURE) | (kind == CALL) | (kind == PUT)
         years = np.where(np.isnan(instruments.expiry), 0.0, (instruments.expiry - self.time) / SECONDS_PER_YEAR)
         t = np.maximum(years, 0.0)
         with np.errstate(over="ignore"):
-            carry = under.map(self.carry).to_numpy(dtype=float, na_value=0.0)
-            forward = spot_row * np.exp(carry * t)
-            rate = under.map(self.rates).to_numpy(dtype=float, na_value=0.0)
-            discount = np.exp(-rate * t)
-        _quoted(forward, self.forwards, "forwards", instruments, dated)
-        _quoted(discount, self.discounts, "discounts", instruments, dated)
+            forward = spot_row * np.exp(per_underlying(self.carry, 0.0) * t)
+            discount = np.exp(-per_underlying(self.rates, 0.0) * t)
+        for table, values, key in ((self.forwards, forward, "forwards"), (self.discounts, discount, "discounts")):
+            for underlying, quotes in table.items():
+                if underlying in u_names:
+                    rows = np.flatnonzero(dated & (u_code == u_names.index(underlying)))
+                    _quoted(values, rows, instruments.expiry[rows], quotes, f"market.{key}.{underlying}")
         _check_finite(forward, discount, instruments)
-        ids = pd.Series(instruments.ids, dtype=object)
-        _known_ids(self.marks, "marks", instruments)
-        _known_ids(self.vols, "vols", instruments)
+        index = instruments.index
         linear = (kind == PERPETUAL) | (kind == SPOT)
-        marks = ids.map(self.marks).to_numpy(dtype=float, na_value=np.nan)
+        marks = _by_id(self.marks, "marks", index)
         forward = np.where(linear, np.where(np.isnan(marks), spot_row, marks), forward)
         discount = np.where(linear, 1.0, discount)
         option = (kind == CALL) | (kind == PUT)
-        vol = ids.map(self.vols).to_numpy(dtype=float, na_value=np.nan)
+        vol = _by_id(self.vols, "vols", index)
         no_vol = option & np.isnan(vol)
         if no_vol.any():
             k = int(np.flatnonzero(no_vol)[0])
@@ -158,47 +162,54 @@ class Market:
         )
 
 
-def _units(instruments: Instruments) -> tuple[list[str], np.ndarray, np.ndarray]:
+def _units(instruments: Instruments, u_code: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Risk units in order of first appearance, the unit of each row, and each unit's first row."""
-    pairs = pd.MultiIndex.from_arrays([instruments.underlying, instruments.currency])
-    codes, uniques = pd.factorize(pairs)
-    first = np.full(len(uniques), len(codes), dtype=np.int64)
-    np.minimum.at(first, codes, np.arange(len(codes)))
-    names = [risk_unit_name(str(u), str(c)) for u, c in uniques]
-    return names, codes.astype(np.int32), first
+    c_code, c_names = pd.factorize(instruments.currency)
+    key = u_code.astype(np.int64) * max(len(c_names), 1) + c_code
+    _, first_row, inverse = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first_row, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    first = first_row[order]
+    names = [risk_unit_name(str(instruments.underlying[k]), str(instruments.currency[k])) for k in first]
+    return names, rank[inverse.reshape(-1)].astype(np.int32), first
+
+
+def _by_id(table: Mapping[str, float], key: str, index: pd.Index) -> np.ndarray:
+    """Values of a table keyed by instrument id, per row (NaN where absent); unknown ids are errors."""
+    out = np.full(len(index), np.nan)
+    if not table:
+        return out
+    keys = np.array(list(table), dtype=object)
+    rows = index.get_indexer(keys)
+    unknown = np.flatnonzero(rows < 0)
+    if unknown.size:
+        raise ValueError(f"market.{key}: unknown instrument id(s) {keys[unknown[:5]].tolist()}")
+    out[rows] = np.fromiter(table.values(), float, len(keys))
+    return out
 
 
 def _quoted(
-    values: np.ndarray,
-    tables: Mapping[str, Mapping[ExpiryKey, float]],
-    key: str,
-    instruments: Instruments,
-    dated: np.ndarray,
+    values: np.ndarray, rows: np.ndarray, expiry: np.ndarray, table: Mapping[ExpiryKey, float], where: str
 ) -> None:
-    """Overwrite ``values`` (in place) of the rows an expiry table quotes (see the module docstring)."""
-    for underlying, table in tables.items():
-        rows = np.flatnonzero(dated & (instruments.underlying == underlying))
-        expiry = instruments.expiry[rows]
-        instants = {k: x for k, x in table.items() if not isinstance(k, dt.date)}
-        if instants:
-            index = pd.Index(np.array(list(instants), dtype=float))
-            hit = index.get_indexer(expiry)
-            ok = hit >= 0
-            values[rows[ok]] = np.array(list(instants.values()), dtype=float)[hit[ok]]
-        days = np.floor(expiry / 86400.0)
-        for day, value in ((k, x) for k, x in table.items() if isinstance(k, dt.date)):
-            epoch_day = (day - dt.date(1970, 1, 1)).days
-            match = days == epoch_day
-            distinct = np.unique(expiry[match])
-            where = f"market.{key}.{underlying}[{day.isoformat()!r}]"
-            if len(distinct) == 0:
-                raise ValueError(f"{where}: no future or option of {underlying!r} expires on that date")
-            if len(distinct) > 1:
-                times = ", ".join(dt.datetime.fromtimestamp(e, tz=dt.UTC).strftime("%H:%M") for e in distinct)
-                raise ValueError(
-                    f"{where}: ambiguous, {len(distinct)} expiries on that date ({times} UTC); key it by time"
-                )
-            values[rows[match & ~np.isin(expiry, list(instants))]] = value
+    """Overwrite ``values[rows]`` (in place) where the expiry table quotes the row's expiry: a time
+    key exactly, a date key the one expiry on that date (see the module docstring)."""
+    instants = {k: x for k, x in table.items() if not isinstance(k, dt.date)}
+    if instants:
+        hit = pd.Index(np.array(list(instants), dtype=float)).get_indexer(expiry)
+        ok = hit >= 0
+        values[rows[ok]] = np.fromiter(instants.values(), float, len(instants))[hit[ok]]
+    days = np.floor(expiry / 86400.0)
+    for day, value in ((k, x) for k, x in table.items() if isinstance(k, dt.date)):
+        match = days == (day - dt.date(1970, 1, 1)).days
+        distinct = np.unique(expiry[match])
+        at = f"{where}[{day.isoformat()!r}]"
+        if len(distinct) == 0:
+            raise ValueError(f"{at}: no future or option of {where.rsplit('.', 1)[-1]!r} expires on that date")
+        if len(distinct) > 1:
+            times = ", ".join(dt.datetime.fromtimestamp(e, tz=dt.UTC).strftime("%H:%M") for e in distinct)
+            raise ValueError(f"{at}: ambiguous, {len(distinct)} expiries on that date ({times} UTC); key it by time")
+        values[rows[match & ~np.isin(expiry, list(instants))]] = value
 
 
 def _check_finite(forward: np.ndarray, discount: np.ndarray, instruments: Instruments) -> None:
@@ -210,14 +221,6 @@ def _check_finite(forward: np.ndarray, discount: np.ndarray, instruments: Instru
                 f"market: the {name} of instrument {instruments.ids[k]!r} (row {k}) is {arr[k]!r}: "
                 "the rate is too large for its expiry"
             )
-
-
-def _known_ids(table: Mapping[str, float], key: str, instruments: Instruments) -> None:
-    if not table:
-        return
-    unknown = pd.Index(list(table)).difference(pd.Index(instruments.ids))
-    if len(unknown):
-        raise ValueError(f"market.{key}: unknown instrument id(s) {list(unknown[:5])}")
 
 
 def collateral_frame(collateral: Any) -> pd.DataFrame:

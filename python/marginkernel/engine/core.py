@@ -88,7 +88,7 @@ class Engine:
                 f"scenarios: {self.scenario_set.price_multiplier.shape[0]} rows of moves for "
                 f"{len(self.units)} risk units {self.units}"
             )
-        self.instrument_index = pd.Index(instruments.ids)
+        self.instrument_index = instruments.index
         self._delta: np.ndarray | None = None
         self._month: np.ndarray | None = None
         self._counted: tuple[Any, Any, np.ndarray | None] = (None, None, None)
