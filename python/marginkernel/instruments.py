@@ -190,7 +190,7 @@ def _parse_times(values: pd.Series) -> np.ndarray:
         secs = np.full(len(parsed), np.nan)
         secs[ok] = _seconds(parsed[ok])
         out[text] = secs
-    return out[codes]
+    return np.asarray(out[codes], dtype=float)
 
 
 def _expiries(col: pd.Series, ids: np.ndarray, need: np.ndarray, kind_names: np.ndarray) -> np.ndarray:

@@ -118,7 +118,7 @@ class Market:
                 raise ValueError(f"market.spot: no index price for underlying {name!r}")
 
         def per_underlying(table: Mapping[str, float], default: float) -> np.ndarray:
-            return np.array([table.get(u, default) for u in u_names], dtype=float)[u_code]
+            return np.asarray(np.array([table.get(u, default) for u in u_names], dtype=float)[u_code])
 
         spot_row = per_underlying(self.spot, np.nan)
         units, unit_of_row, first = _units(instruments, u_code)
