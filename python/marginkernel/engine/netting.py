@@ -157,24 +157,42 @@ def build_pairs(engine: Engine, pos: Positions) -> Pairs:
     return Pairs(owner, account_pnl, rows, pos_pair.reshape(-1), pair_account, pair_unit, pair_row, scan, worst)
 
 
+class _Groups:
+    """Rows grouped for summing: pass r adds each group's r-th row (no group appears twice in a pass,
+    so a fancy-indexed ``+=`` is exact); rows are added in their order within the group."""
+
+    def __init__(self, group: np.ndarray, n_groups: int):
+        order = np.argsort(group, kind="stable")
+        g_sorted = group[order]
+        self.counts = np.bincount(group, minlength=n_groups)
+        starts = np.zeros(n_groups, dtype=np.int64)
+        np.cumsum(self.counts[:-1], out=starts[1:])
+        rank = np.arange(len(group)) - starts[g_sorted]
+        self.passes = [(order[rank == r], g_sorted[rank == r]) for r in range(int(self.counts.max(initial=0)))]
+        self.first = order[starts]  # the first row of each group
+        self.n_groups = n_groups
+
+    def sum(self, rows: np.ndarray) -> np.ndarray:
+        out = np.zeros((self.n_groups, rows.shape[1]))
+        for take, into in self.passes:
+            out[into] += rows[take]
+        return out
+
+
 def _reduce(
     values: np.ndarray, group: np.ndarray, n_groups: int, factor: np.ndarray | None, cap: np.ndarray | None
 ) -> np.ndarray:
     """Per group (0..n_groups-1) and scenario: sum of the rows' losses + min(sum of factor * gains,
     cap); a plain sum without ``factor``; a group with one row keeps that row as it is."""
-    order = np.argsort(group, kind="stable")
-    sorted_rows = values[order]
-    counts = np.bincount(group, minlength=n_groups)
-    starts = np.zeros(n_groups, dtype=np.int64)
-    np.cumsum(counts[:-1], out=starts[1:])
+    groups = _Groups(group, n_groups)
     if factor is None:
-        return np.add.reduceat(sorted_rows, starts, axis=0)
-    losses = np.add.reduceat(np.minimum(sorted_rows, 0.0), starts, axis=0)
-    gains = np.add.reduceat(np.maximum(sorted_rows, 0.0) * factor[order, None], starts, axis=0)
+        return groups.sum(values)
+    losses = groups.sum(np.minimum(values, 0.0))
+    gains = groups.sum(np.maximum(values, 0.0) * factor[:, None])
     out = losses + np.minimum(gains, cap[:, None] if cap is not None else np.inf)
-    single = counts == 1
-    out[single] = sorted_rows[starts[single]]
-    return out
+    single = groups.counts == 1
+    out[single] = values[groups.first[single]]
+    return np.asarray(out)
 
 
 class Netting:

@@ -140,7 +140,8 @@ def _frame_rows(engine: Engine, frame: pd.DataFrame, mode: str) -> _Rows:
             raise ValueError(f"positions: missing column(s) {sorted(missing)}")
     else:
         frame = _empty_frame()
-    inst = engine.instrument_index.get_indexer(pd.Index(frame["instrument"]))  # -1: unknown
+    codes, uniques = pd.factorize(frame["instrument"], use_na_sentinel=False)  # ids looked up once each
+    inst = engine.instrument_index.get_indexer(pd.Index(np.asarray(uniques, dtype=object)))[codes]  # -1: unknown
     if (inst < 0).any():
         k = _first(inst < 0)
         raise ValueError(f"positions row {k}: unknown instrument {frame['instrument'].iloc[k]!r}")
@@ -160,7 +161,8 @@ def _frame_rows(engine: Engine, frame: pd.DataFrame, mode: str) -> _Rows:
             raise ValueError(f"positions row {k}: {UPNL_COLUMN} must be finite, got {upnl[k]}")
         upnl = np.nan_to_num(upnl)
     codes, uniques = pd.factorize(frame["account"])
-    return _Rows(np.asarray(codes, np.int64), list(uniques), inst.astype(np.int64), qty, _isolation(frame, mode), upnl)
+    names = list(np.asarray(uniques, dtype=object))
+    return _Rows(np.asarray(codes, np.int64), names, inst.astype(np.int64), qty, _isolation(frame, mode), upnl)
 
 
 def _book_rows(book: Book, mode: str) -> _Rows:
@@ -176,7 +178,9 @@ def _book_rows(book: Book, mode: str) -> _Rows:
     )
 
 
-def _more_accounts(names: list[Any], more: Iterable[Any]) -> dict[Any, int]:
+def _more_accounts(names: list[Any], more: list[Any]) -> dict[Any, int]:
+    if not more:
+        return {}
     index = {name: k for k, name in enumerate(names)}
     for name in more:
         if name is None or (isinstance(name, float) and np.isnan(name)):
