@@ -143,6 +143,18 @@ def build_pairs(engine: Engine, pos: Positions) -> Pairs:
     scan = np.zeros(len(pair_key))
     worst = np.zeros(len(pair_key), dtype=np.int32)
     owner = np.concatenate([np.arange(n_acc), pos.account[iso]]).astype(np.int64)
+    if n_iso == 0:  # the kernel weights the (account, unit) rows itself (row r takes weight row r % U)
+        try:
+            scan_all, worst_all = kernels.worst_loss(rows, sc.weight)
+        except kernels.InputError as exc:
+            if exc.row is None:
+                raise
+            account = pos.names[int(exc.row) // n_units]
+            raise ValueError(
+                f"positions: the scenario P&L of account {account!r} overflows float64 (quantities too large)"
+            ) from None
+        scan, worst = np.asarray(scan_all)[pair_row], np.asarray(worst_all)[pair_row]
+        return Pairs(owner, account_pnl, rows, pos_pair.reshape(-1), pair_account, pair_unit, pair_row, scan, worst)
     for blk in pair_blocks(pair_account, sc.n_scenarios):
         weighted = rows[pair_row[blk]]
         with np.errstate(over="ignore", invalid="ignore"):
