@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from . import validation as check
 from .codes import VOL_SHOCKS
 from .keyed import keyed_array
 
@@ -137,7 +138,7 @@ def deribit_grid(
     weighted price_range / |move| * extended_dampener; with `extended_options_only` only options'
     P&L counts in the extended moves (Deribit: the extended table is for far out-of-the-money short
     options; futures and perpetuals contribute 0 there)."""
-    if not 1 <= steps <= MAX_STEPS:
+    if not 1 <= check.integer(steps, "steps") <= MAX_STEPS:
         raise ValueError(f"steps: must be in [1, {MAX_STEPS}], got {steps}")
     if len(extended_moves) > MAX_LIST:
         raise ValueError(f"extended_moves: at most {MAX_LIST} moves, got {len(extended_moves)}")
@@ -147,10 +148,10 @@ def deribit_grid(
         ("extended_dampener", extended_dampener),
         ("vol_up_floor", vol_up_floor),
     ):
-        if not value >= 0:
-            raise ValueError(f"{key}: must be >= 0, got {value}")
-    if not tau_floor_days > 0:
-        raise ValueError(f"tau_floor_days: must be > 0, got {tau_floor_days}")
+        check.number(value, key, lo=0.0)
+    check.number(tau_floor_days, "tau_floor_days", positive=True)
+    check.number(short_power, "short_power")
+    check.number(long_power, "long_power")
     rng = per_underlying("price_range", price_range, underlyings)
     if np.any(rng <= 0) or np.any(rng >= 1):
         raise ValueError(f"price_range: must be in (0, 1), got {rng.tolist()}")
@@ -204,12 +205,11 @@ def span16(
         raise ValueError("price_scan: must be > 0 with price_scan * extreme_multiple < 1")
     if np.any(vscan < 0):
         raise ValueError(f"vol_scan: must be >= 0, got {vscan.tolist()}")
-    if not 0 <= cover_fraction <= 1:
+    if not 0 <= check.number(cover_fraction, "cover_fraction") <= 1:
         raise ValueError(f"cover_fraction: must be in [0, 1], got {cover_fraction}")
-    if extreme_multiple <= 0:
-        raise ValueError(f"extreme_multiple: must be > 0, got {extreme_multiple}")
-    if lookahead_days < 0 or year_days <= 0:
-        raise ValueError(f"lookahead_days / year_days: must be >= 0 / > 0, got {lookahead_days} / {year_days}")
+    check.number(extreme_multiple, "extreme_multiple", positive=True)
+    check.number(lookahead_days, "lookahead_days", lo=0.0)
+    check.number(year_days, "year_days", positive=True)
     points = [
         (0, 1),
         (0, -1),
@@ -281,12 +281,18 @@ def range_points(
     downs = per_underlying("down", down, underlyings)
     if np.any(ups <= 0) or np.any(downs <= 0) or np.any(downs >= 1):
         raise ValueError(f"up/down: must be > 0 (and down < 1), got up {ups.tolist()}, down {downs.tolist()}")
-    if extreme_multiple < 0 or np.any(downs * extreme_multiple >= 1):
+    for key, value in (
+        ("short_power", short_power),
+        ("long_power", long_power),
+        ("extreme_vol_shift", extreme_vol_shift),
+    ):
+        check.number(value, key)
+    check.number(tau_floor_days, "tau_floor_days", positive=True)
+    if check.number(extreme_multiple, "extreme_multiple") < 0 or np.any(downs * extreme_multiple >= 1):
         raise ValueError(f"extreme_multiple: must be >= 0 with down * extreme_multiple < 1, got {extreme_multiple}")
-    if not 0 <= extreme_cover <= 1:
+    if not 0 <= check.number(extreme_cover, "extreme_cover") <= 1:
         raise ValueError(f"extreme_cover: must be in [0, 1], got {extreme_cover}")
-    if lookahead_days < 0:
-        raise ValueError(f"lookahead_days: must be >= 0, got {lookahead_days}")
+    check.number(lookahead_days, "lookahead_days", lo=0.0)
     if len(vol_shift) == 0:
         raise ValueError("vol_shift: needs at least one vol shift (0 for none)")
     half = points // 2
