@@ -231,6 +231,10 @@ def test_a_methodology_registers_with_one_line(tmp_path, monkeypatch):
     monkeypatch.setitem(model_module.METHODOLOGIES, "toy", lambda path: ("toy model", path.name))
     (tmp_path / "t.toml").write_text('[model]\nname = "t"\nmethodology = "toy"\n')
     assert mk.load_model(tmp_path / "t.toml") == ("toy model", "t.toml")
+    monkeypatch.setitem(model_module.METHODOLOGIES, "gone", "marginkernel.no_such_module:load")
+    (tmp_path / "g.toml").write_text('[model]\nname = "g"\nmethodology = "gone"\n')
+    with pytest.raises(ValueError, match=r"model.methodology: 'gone' is registered as .* cannot be loaded"):
+        mk.load_model(tmp_path / "g.toml")
     (tmp_path / "u.toml").write_text('[model]\nname = "u"\nmethodology = "nope"\n')
     with pytest.raises(ValueError, match=r"model.methodology: unknown 'nope'"):
         mk.load_model(tmp_path / "u.toml")

@@ -112,7 +112,12 @@ def _loader(name: str) -> Callable[[Path], Any]:
     entry = METHODOLOGIES[name]
     if isinstance(entry, str):
         module, _, attr = entry.partition(":")
-        loader: Callable[[Path], Any] = getattr(importlib.import_module(module), attr)
+        try:
+            loader: Callable[[Path], Any] = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(
+                f"model.methodology: {name!r} is registered as {entry!r}, which cannot be loaded: {exc}"
+            ) from None
         return loader
     return entry
 
