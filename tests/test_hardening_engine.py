@@ -83,6 +83,22 @@ def test_position_overflow_names_the_account():
         )
 
 
+def test_isolated_positions_whose_sum_overflows_name_the_account():
+    two = inst({"id": "F2", "kind": "future", "underlying": "BTC", "expiry": "2026-12-27T08:00:00Z"})
+    eng = mk.Engine(two, mkt(), grid())
+    book = [
+        {"account": "ok", "instrument": "F", "quantity": 1.0, "margin_mode": "isolated"},
+        {"account": "big", "instrument": "F", "quantity": 1e304, "margin_mode": "isolated"},
+        {"account": "big", "instrument": "F2", "quantity": 1e304, "margin_mode": "isolated"},
+    ]
+    with pytest.raises(ValueError, match=r"account 'big' overflows"):
+        eng.margin(book)
+    book[1]["quantity"] = book[2]["quantity"] = 1e3
+    res = eng.margin(book)  # finite again: isolated P&L rows add into the accounts' totals
+    np.testing.assert_array_equal(res.pnl[1], eng.margin([{**r, "margin_mode": "cross"} for r in book]).pnl[1])
+    assert res.accounts.loc["big", "im"] == pytest.approx(2 * 1e3 * 10_000.0, rel=1e-14)
+
+
 def test_addon_overflow_names_the_addon():
     model = mk.MarginModel(name="g", builder="range_points", addons={"roll_shock": {"min_annualised_move": 1e300}})
     eng = mk.Engine(inst(), mkt(), model)

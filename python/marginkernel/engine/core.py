@@ -211,16 +211,18 @@ class Engine:
         nodes: Nodes = self.netting.nodes(ev.pairs)
         charges = addon_charges(self, ev.context, ev.pairs.n_pairs)
         req = combine(self, ev.pairs, nodes, charges)
-        if not np.all(np.isfinite(req.requirement)):
-            node = int(np.flatnonzero(~np.isfinite(req.requirement))[0])
-            account = ev.positions.names[ev.pairs.owner[nodes.pseudo[node]]]
+        with np.errstate(over="ignore", invalid="ignore"):
+            accounts_out = accounts_frame(self, ev.positions, ev.pairs, nodes, req, settled_usd=settled_usd)
+        amounts = accounts_out[["risk", "scan_risk", *self.model.components]].to_numpy(dtype=float)
+        bad = ~np.isfinite(amounts).all(axis=1)
+        if bad.any():
+            account = ev.positions.names[int(np.flatnonzero(bad)[0])]
             raise ValueError(f"positions: the margin of account {account!r} overflows float64 (quantities too large)")
-        accounts_out = accounts_frame(self, ev.positions, ev.pairs, nodes, req, settled_usd=settled_usd)
         by_unit = by_unit_frame(self, ev.positions.names, ev.pairs, charges)
         return MarginResult(
             accounts_out,
             by_unit,
-            ev.pairs.account_pnl,
+            ev.pairs.account_pnl(ev.positions.names),
             list(self.units),
             self.scenario_set.labels,
             self.model.components,

@@ -2,10 +2,11 @@
 the model's netting level with their scan risk.
 
 Memory. The one array of the size accounts x units x scenarios is the accounts' P&L
-(:attr:`Pairs.account_pnl`, returned in the result). Pairs do not copy it: each pair names its row
+(:meth:`Pairs.account_pnl`, returned in the result). Pairs do not copy it: each pair names its row
 of that array (``pair_row``); weighted P&L, the netting level's joint P&L and the measures are
 computed block by block over whole accounts, with blocks of about ``BLOCK_BYTES``, so the peak stays
-close to the P&L array itself. Isolated positions add one row each (their own P&L).
+close to the P&L array itself. Isolated positions add one row each (their own P&L): the rows hold
+the cross positions' P&L until :meth:`Pairs.account_pnl` adds the isolated rows into them, last.
 
 Netting levels (``[model] netting``), per node and scenario s, with w the scenario weights:
 
@@ -38,20 +39,42 @@ if TYPE_CHECKING:
 BLOCK_BYTES = 16 << 20
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Pairs:
     """(pseudo-account, risk unit) pairs of a book. Pseudo-accounts are the accounts (cross
     positions) followed by one per isolated position; ``owner`` maps them to their account."""
 
     owner: np.ndarray  # (n_pseudo,) account of each pseudo-account
-    account_pnl: np.ndarray  # (A, U, S) scenario P&L of each account, all its positions
-    rows: np.ndarray  # (R, S) the P&L rows pairs point into
+    shape: tuple[int, int, int]  # (A, U, S) of the accounts' P&L
+    rows: np.ndarray  # (A * U + isolated positions, S): the (account, unit) rows, then one per isolated position
     pos_pair: np.ndarray  # (k,) pair of each position
     pair_account: np.ndarray  # (P,) pseudo-account, sorted
     pair_unit: np.ndarray  # (P,)
     pair_row: np.ndarray  # (P,) row of ``rows``
     pair_scan: np.ndarray  # (P,) weighted worst loss of the pair alone
     pair_worst: np.ndarray  # (P,) its scenario
+
+    iso_target: np.ndarray | None = None  # (account, unit) row each isolated row adds into
+
+    def account_pnl(self, names: np.ndarray | None = None) -> np.ndarray:
+        """(A, U, S) scenario P&L of each account over all its positions. With isolated positions
+        this adds their rows into the (account, unit) rows in place -- afterwards those rows are the
+        accounts' totals, no longer the cross positions' P&L -- so call it last. A total that
+        overflows is an error naming the account (``names``: the account names)."""
+        n_rows = self.shape[0] * self.shape[1]
+        if self.iso_target is not None:
+            target, self.iso_target = self.iso_target, None
+            with np.errstate(over="ignore", invalid="ignore"):
+                np.add.at(self.rows, target, self.rows[n_rows:])
+            touched = np.unique(target)
+            bad = ~np.isfinite(self.rows[touched]).all(axis=1)
+            if bad.any():
+                account = int(touched[np.flatnonzero(bad)[0]]) // self.shape[1]
+                label = repr(names[account]) if names is not None else f"#{account}"
+                raise ValueError(
+                    f"positions: the scenario P&L of account {label} overflows float64 (quantities too large)"
+                )
+        return self.rows[:n_rows].reshape(self.shape)
 
     @property
     def n_pseudo(self) -> int:
@@ -78,9 +101,8 @@ class Nodes:
         return len(self.scan)
 
 
-def _net_rows(engine: Engine, pos: Positions) -> tuple[np.ndarray, np.ndarray]:
-    """(account_pnl (A, U, S), rows): rows are account_pnl's (A * U) rows when every position is
-    cross; otherwise the cross positions' (A * U) rows followed by one row per isolated position."""
+def _net_rows(engine: Engine, pos: Positions) -> np.ndarray:
+    """The cross positions' (account, unit) P&L rows (A * U, S), then one row per isolated position."""
     n_acc, n_units, n_s = pos.n_accounts, len(engine.units), engine.scenario_set.n_scenarios
     risk, unit_of_row = engine.counted_risk, engine.market.unit_of_row
     iso = pos.isolated
@@ -95,7 +117,7 @@ def _net_rows(engine: Engine, pos: Positions) -> tuple[np.ndarray, np.ndarray]:
             pos.quantity,
             threads=engine.threads,
         )
-        return pnl, pnl.reshape(n_acc * n_units, n_s)
+        return np.asarray(pnl).reshape(n_acc * n_units, n_s)
     cross = ~iso
     rows = np.empty((n_acc * n_units + n_iso, n_s))
     kernels.net(
@@ -109,9 +131,7 @@ def _net_rows(engine: Engine, pos: Positions) -> tuple[np.ndarray, np.ndarray]:
         out=rows[: n_acc * n_units].reshape(n_acc, n_units, n_s),
     )
     rows[n_acc * n_units :] = pos.quantity[iso, None] * risk[pos.instrument[iso]]
-    account_pnl = rows[: n_acc * n_units].copy()
-    np.add.at(account_pnl, pos.account[iso] * n_units + unit_of_row[pos.instrument[iso]], rows[n_acc * n_units :])
-    return account_pnl.reshape(n_acc, n_units, n_s), rows
+    return rows
 
 
 def pair_blocks(pair_account: np.ndarray, n_scenarios: int) -> Iterator[slice]:
@@ -133,7 +153,8 @@ def build_pairs(engine: Engine, pos: Positions) -> Pairs:
     sc = engine.scenario_set
     iso = pos.isolated
     n_iso = int(iso.sum())
-    account_pnl, rows = _net_rows(engine, pos)
+    rows = _net_rows(engine, pos)
+    shape = (n_acc, n_units, sc.n_scenarios)
     pos_unit = engine.market.unit_of_row[pos.instrument].astype(np.int64)
     pseudo = pos.account.copy()
     pseudo[iso] = n_acc + np.arange(n_iso)
@@ -154,7 +175,7 @@ def build_pairs(engine: Engine, pos: Positions) -> Pairs:
                 f"positions: the scenario P&L of account {account!r} overflows float64 (quantities too large)"
             ) from None
         scan, worst = np.asarray(scan_all)[pair_row], np.asarray(worst_all)[pair_row]
-        return Pairs(owner, account_pnl, rows, pos_pair.reshape(-1), pair_account, pair_unit, pair_row, scan, worst)
+        return Pairs(owner, shape, rows, pos_pair.reshape(-1), pair_account, pair_unit, pair_row, scan, worst)
     for blk in pair_blocks(pair_account, sc.n_scenarios):
         weighted = rows[pair_row[blk]]
         with np.errstate(over="ignore", invalid="ignore"):
@@ -166,7 +187,8 @@ def build_pairs(engine: Engine, pos: Positions) -> Pairs:
                 f"positions: the scenario P&L of account {account!r} overflows float64 (quantities too large)"
             )
         scan[blk], worst[blk] = kernels.worst_loss(weighted)
-    return Pairs(owner, account_pnl, rows, pos_pair.reshape(-1), pair_account, pair_unit, pair_row, scan, worst)
+    iso_target = pos.account[iso] * n_units + pos_unit[iso]
+    return Pairs(owner, shape, rows, pos_pair.reshape(-1), pair_account, pair_unit, pair_row, scan, worst, iso_target)
 
 
 class _Groups:
