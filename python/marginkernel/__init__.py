@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> Any:
     # The reference (and the methodology modules) import SciPy; load them on first use so that the
     # engine and the CLI start fast.
-    if name in ("reference", "span", "derive_pm2"):
+    if name in ("reference", "span", "derive_pm2", "scenario_file"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
