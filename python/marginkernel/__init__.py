@@ -6,6 +6,8 @@ Pipeline: instruments + market + scenarios -> revalue -> risk arrays R[i, s] -> 
 its pure-NumPy twin in :mod:`marginkernel.reference`.
 """
 
+from typing import Any
+
 from . import kernels, scenarios
 from ._core import InputError
 from .account import AccountBook, UnknownIdError
@@ -18,10 +20,10 @@ from .scenarios import ScenarioSet
 __version__ = "0.1.0"
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     # The reference (and the methodology modules) import SciPy; load them on first use so that the
     # engine and the CLI start fast.
-    if name in ("reference", "span", "derive_pm2"):
+    if name in ("reference", "span", "derive_pm2", "scenario_file"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
@@ -29,6 +31,20 @@ def __getattr__(name):
 
 
 __all__ = [
-    "AccountBook", "UnknownIdError", "Book", "Engine", "InputError", "Instruments", "MarginModel", "MarginResult", "Market",
-    "ScenarioSet", "kernels", "load_model", "presets", "reference", "scenarios", "__version__",
+    "AccountBook",
+    "Book",
+    "Engine",
+    "InputError",
+    "Instruments",
+    "MarginModel",
+    "MarginResult",
+    "Market",
+    "ScenarioSet",
+    "UnknownIdError",
+    "__version__",
+    "kernels",
+    "load_model",
+    "presets",
+    "reference",
+    "scenarios",
 ]

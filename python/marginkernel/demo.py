@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 import pandas as pd
 
@@ -15,7 +16,7 @@ from .model import load_model
 PRESET = "deribit-pm"
 
 
-def _data(name: str):
+def _data(name: str) -> Traversable:
     return resources.files("marginkernel") / "data" / name
 
 

@@ -36,63 +36,107 @@ must be >= 0.0``).
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
+import inspect
 import math
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from . import addons as _addons
 from . import scenarios as _scenarios
+from . import validation as v
 
 MEASURES = ("worst_loss", "var", "es")
 GENERIC = "scenario-grid"  # [model] methodology of models the generic Engine computes
 NETTING = ("risk_unit", "currency", "account")
 MODES = ("cross", "isolated")
 SECTIONS = ("model", "scenarios", "collateral", "addons")
-_MODEL_KEYS = {
-    "name": str, "methodology": str, "description": str, "source": str, "as_of": str, "measure": str, "netting": str,
-    "confidence": float, "gain_factor": (float, Mapping), "gain_cap": float, "im_factor": float,
-    "mm_factor": float, "mode": str, "currency": str,
+FILE_BUILDER = "file"  # [scenarios] builder reading joint moves from a file (marginkernel.scenario_file)
+FILE_PARAMS = ("path", "moves")
+MAX_MODEL_BYTES = 1 << 20  # a model file larger than this is refused (docs/models.md)
+_MODEL_KEYS: dict[str, Any] = {
+    "name": str,
+    "methodology": str,
+    "description": str,
+    "source": str,
+    "as_of": str,
+    "measure": str,
+    "netting": str,
+    "confidence": float,
+    "gain_factor": (float, Mapping),
+    "gain_cap": float,
+    "im_factor": float,
+    "mm_factor": float,
+    "mode": str,
+    "currency": str,
 }
 #: column names of MarginResult.accounts an add-on may not take
-RESERVED = ("im", "mm", "risk", "worst_unit", "worst_scenario", "scan_risk", "equity", "available",
-            "margin_ratio", "liquidation", "account", "risk_unit", "currency", "loss", "loss_usd")
+RESERVED = (
+    "im",
+    "mm",
+    "risk",
+    "worst_unit",
+    "worst_scenario",
+    "scan_risk",
+    "equity",
+    "available",
+    "margin_ratio",
+    "liquidation",
+    "account",
+    "risk_unit",
+    "currency",
+    "loss",
+    "loss_usd",
+)
+
+#: methodology name -> its loader, a callable ``loader(path) -> model`` or ``"module:function"``
+#: imported on first use (so that ``import marginkernel`` loads no methodology's code). Another
+#: model type registers with one line: ``register_methodology("name", "marginkernel.pkg:load")``.
+METHODOLOGIES: dict[str, Callable[[Path], Any] | str] = {
+    "derive-pm2": "marginkernel.derive_pm2:load_preset",
+}
 
 
-def _check_number(name: str, value, lo: float | None = None, hi: float | None = None, allow_inf=False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name}: expected a number, got {value!r}")
-    value = float(value)
-    if math.isnan(value) or (math.isinf(value) and not allow_inf):
-        raise ValueError(f"{name}: must be finite, got {value!r}")
-    if lo is not None and value < lo:
-        raise ValueError(f"{name}: must be >= {lo}, got {value!r}")
-    if hi is not None and value > hi:
-        raise ValueError(f"{name}: must be <= {hi}, got {value!r}")
-    return value
+def register_methodology(name: str, loader: Callable[[Path], Any] | str) -> None:
+    """Make ``[model] methodology = name`` files load through ``loader`` (see :data:`METHODOLOGIES`)."""
+    if not isinstance(name, str) or not name or name == GENERIC:
+        raise ValueError(f"methodology: a name other than {GENERIC!r} is needed, got {name!r}")
+    METHODOLOGIES[name] = loader
 
 
-def _check_per_key(name: str, value, lo, hi) -> float | dict:
-    if isinstance(value, Mapping):
-        if not value:
-            raise ValueError(f"{name}: empty table")
-        return {str(k): _check_number(f"{name}.{k}", v, lo, hi) for k, v in value.items()}
-    return _check_number(name, value, lo, hi)
+def _loader(name: str) -> Callable[[Path], Any]:
+    entry = METHODOLOGIES[name]
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        try:
+            loader: Callable[[Path], Any] = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(
+                f"model.methodology: {name!r} is registered as {entry!r}, which cannot be loaded: {exc}"
+            ) from None
+        return loader
+    return entry
 
 
-def _check_scenario_params(builder: str, params: Mapping) -> None:
+def _builders() -> list[str]:
+    return sorted([*_scenarios.BUILDERS, FILE_BUILDER])
+
+
+def _check_scenario_params(builder: str, params: Mapping[str, Any]) -> None:
     types = _scenarios.PARAM_TYPES.get(builder, {})
     for key, value in params.items():
         kind = types.get(key)
         where = f"scenarios.{key}"
-        if kind in ("number", "int"):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind == "int" and not isinstance(value, int)):
-                raise ValueError(f"{where}: expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}")
-            _check_number(where, value)
+        if kind == "int":
+            v.integer(value, where)
+        elif kind == "number":
+            v.number(value, where)
         elif kind == "per_underlying":
-            _check_per_key(where, value, None, None)
+            v.per_key(value, where)
         elif kind == "bool" and not isinstance(value, bool):
             raise ValueError(f"{where}: expected true or false, got {value!r}")
         elif kind == "str" and not isinstance(value, str):
@@ -100,8 +144,10 @@ def _check_scenario_params(builder: str, params: Mapping) -> None:
         elif kind == "numbers":
             if isinstance(value, (str, Mapping)) or not isinstance(value, Sequence):
                 raise ValueError(f"{where}: expected an array of numbers, got {value!r}")
-            for k, v in enumerate(value):
-                _check_number(f"{where}[{k}]", v)
+            if len(value) > _scenarios.MAX_LIST:
+                raise ValueError(f"{where}: at most {_scenarios.MAX_LIST} entries, got {len(value)}")
+            for k, x in enumerate(value):
+                v.number(x, f"{where}[{k}]")
 
 
 @dataclass(frozen=True)
@@ -114,11 +160,11 @@ class MarginModel:
 
     name: str
     builder: str
-    scenario_params: Mapping = field(default_factory=dict)
+    scenario_params: Mapping[str, Any] = field(default_factory=dict)
     measure: str = "worst_loss"
     netting: str = "risk_unit"
     confidence: float = 0.99
-    gain_factor: float | Mapping = 1.0
+    gain_factor: float | Mapping[str, float] = 1.0
     im_factor: float = 1.0
     mm_factor: float = 1.0
     description: str = ""
@@ -127,43 +173,55 @@ class MarginModel:
     mode: str = "cross"
     currency: str = "USD"
     gain_cap: float = math.inf
-    addons: tuple = ()
-    collateral_haircut: float | Mapping = 0.0
+    addons: Any = ()  # a tuple of AddOn once built (see the class docstring)
+    collateral_haircut: float | Mapping[str, float] = 0.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"model.name: must be a non-empty string, got {self.name!r}")
-        if self.measure not in MEASURES:
-            raise ValueError(f"model.measure: must be one of {MEASURES}, got {self.measure!r}")
-        if self.netting not in NETTING:
-            raise ValueError(f"model.netting: must be one of {NETTING}, got {self.netting!r}")
-        if self.mode not in MODES:
-            raise ValueError(f"model.mode: must be one of {MODES}, got {self.mode!r}")
+        for key, allowed in (("measure", MEASURES), ("netting", NETTING), ("mode", MODES)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"model.{key}: must be one of {allowed}, got {getattr(self, key)!r}")
         if not isinstance(self.currency, str) or not self.currency:
             raise ValueError(f"model.currency: must be a currency name, got {self.currency!r}")
-        if isinstance(self.confidence, bool) or not isinstance(self.confidence, (int, float)) \
-                or not 0 < self.confidence < 1:
+        if not v.is_number(self.confidence) or not 0 < self.confidence < 1:
             raise ValueError(f"model.confidence: must be in (0, 1), got {self.confidence!r}")
         for key in ("im_factor", "mm_factor"):
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+            if not v.is_number(value) or not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"model.{key}: must be finite and >= 0, got {value!r}")
-        object.__setattr__(self, "gain_factor", _check_per_key("model.gain_factor", self.gain_factor, 0.0, 1.0))
-        object.__setattr__(self, "gain_cap", _check_number("model.gain_cap", self.gain_cap, 0.0, allow_inf=True))
-        object.__setattr__(self, "collateral_haircut",
-                           _check_per_key("collateral.haircut", self.collateral_haircut, 0.0, 1.0))
-        if self.builder not in _scenarios.BUILDERS:
-            raise ValueError(f"scenarios.builder: must be one of {sorted(_scenarios.BUILDERS)}, got {self.builder!r}")
-        import inspect
-
-        params = inspect.signature(_scenarios.BUILDERS[self.builder]).parameters
-        for key in self.scenario_params:
-            if key not in params or key == "underlyings":
-                known = sorted(k for k in params if k != "underlyings")
-                raise ValueError(f"scenarios.{key}: not a parameter of {self.builder}; known: {known}")
-        _check_scenario_params(self.builder, self.scenario_params)
-        self._probe_scenarios()
+        object.__setattr__(self, "gain_factor", v.per_key(self.gain_factor, "model.gain_factor", lo=0.0, hi=1.0))
+        object.__setattr__(self, "gain_cap", v.number(self.gain_cap, "model.gain_cap", lo=0.0, allow_inf=True))
+        object.__setattr__(
+            self, "collateral_haircut", v.per_key(self.collateral_haircut, "collateral.haircut", lo=0.0, hi=1.0)
+        )
+        if self.builder not in _builders():
+            raise ValueError(f"scenarios.builder: must be one of {_builders()}, got {self.builder!r}")
+        if self.builder == FILE_BUILDER:
+            self._read_scenario_file()
+        else:
+            params = inspect.signature(_scenarios.BUILDERS[self.builder]).parameters
+            for key in self.scenario_params:
+                if key not in params or key == "underlyings":
+                    known = sorted(k for k in params if k != "underlyings")
+                    raise ValueError(f"scenarios.{key}: not a parameter of {self.builder}; known: {known}")
+            _check_scenario_params(self.builder, self.scenario_params)
+            self._probe_scenarios()
         object.__setattr__(self, "addons", self._build_addons(self.addons))
+
+    def _read_scenario_file(self) -> None:
+        from .scenario_file import MOVES, read_moves
+
+        for key in self.scenario_params:
+            if key not in FILE_PARAMS:
+                raise ValueError(f"scenarios.{key}: not a parameter of {FILE_BUILDER}; known: {list(FILE_PARAMS)}")
+        path = self.scenario_params.get("path")
+        if not isinstance(path, (str, Path)):
+            raise ValueError(f"scenarios.path: the scenario file (a string), got {path!r}")
+        moves = self.scenario_params.get("moves", "return")
+        if moves not in MOVES:
+            raise ValueError(f"scenarios.moves: must be one of {list(MOVES)}, got {moves!r}")
+        object.__setattr__(self, "_moves", read_moves(path))
 
     def _probe_scenarios(self) -> None:
         """Build the scenario set once for the underlyings the parameters name, so that an
@@ -178,7 +236,7 @@ class MarginModel:
             raise ValueError(f"scenarios.{exc}") from None
 
     @staticmethod
-    def _build_addons(value) -> tuple:
+    def _build_addons(value: Any) -> tuple[_addons.AddOn, ...]:
         if isinstance(value, Mapping):
             items = [_addons.build(str(name), table) for name, table in value.items()]
         else:
@@ -208,13 +266,22 @@ class MarginModel:
 
     def scenarios(self, underlyings: Sequence[str]) -> _scenarios.ScenarioSet:
         """The scenario set for risk units with these underlyings (one per unit, in order)."""
+        if self.builder == FILE_BUILDER:
+            from .scenario_file import moves_to_scenarios
+
+            moves = self.scenario_params.get("moves", "return")
+            where = f"scenarios ({FILE_BUILDER} {str(self.scenario_params['path'])!r})"
+            table: Any = self.__dict__["_moves"]
+            return moves_to_scenarios(list(underlyings), table, moves=moves, where=where)
         try:
             return _scenarios.BUILDERS[self.builder](list(underlyings), **self.scenario_params)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"scenarios ({self.builder}): {exc}") from None
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> MarginModel:
+    def from_dict(cls, data: Mapping[str, Any], base_dir: str | Path | None = None) -> MarginModel:
+        """A model from its sections (a parsed model file); ``base_dir``: the folder relative paths
+        (a scenario file) are read from (default: the working directory)."""
         if not isinstance(data, Mapping):
             raise ValueError(f"model: expected a table of sections, got {type(data).__name__}")
         unknown = set(data) - set(SECTIONS)
@@ -223,8 +290,9 @@ class MarginModel:
         model = data.get("model")
         if not isinstance(model, Mapping):
             raise ValueError("model: missing [model] section")
-        kwargs = {}
-        for key, value in model.items():
+        kwargs: dict[str, Any] = {}
+        for key, raw in model.items():
+            value = raw
             if key not in _MODEL_KEYS:
                 raise ValueError(f"model.{key}: unknown key; known: {sorted(_MODEL_KEYS)}")
             want = _MODEL_KEYS[key]
@@ -247,7 +315,9 @@ class MarginModel:
             raise ValueError("scenarios.builder: missing [scenarios] section or its builder")
         if not isinstance(scen["builder"], str):
             raise ValueError(f"scenarios.builder: expected a string, got {scen['builder']!r}")
-        params = {k: v for k, v in scen.items() if k != "builder"}
+        params = {k: x for k, x in scen.items() if k != "builder"}
+        if scen["builder"] == FILE_BUILDER and isinstance(params.get("path"), str) and base_dir is not None:
+            params["path"] = str(Path(base_dir) / params["path"])
         collateral = data.get("collateral", {})
         if not isinstance(collateral, Mapping):
             raise ValueError(f"collateral: expected a table, got {collateral!r}")
@@ -267,19 +337,32 @@ class MarginModel:
     @classmethod
     def from_toml(cls, path: str | Path) -> MarginModel:
         path = Path(path)
+        data = read_toml(path)
         try:
-            with path.open("rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ValueError(f"model file {str(path)!r}: not found") from None
-        except IsADirectoryError:
-            raise ValueError(f"model file {str(path)!r}: is a directory") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"model file {str(path)!r}: not valid TOML: {exc}") from None
-        try:
-            return cls.from_dict(data)
+            return cls.from_dict(data, base_dir=path.parent)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"model file {str(path)!r}: {exc}") from None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A model file parsed; every failure (missing, not a regular file, too large, not TOML, nested
+    too deeply) is a ValueError naming the file."""
+    where = f"model file {str(path)!r}"
+    if not path.exists():
+        raise ValueError(f"{where}: not found")
+    if path.is_dir():
+        raise ValueError(f"{where}: is a directory")
+    if not path.is_file():
+        raise ValueError(f"{where}: not a regular file")
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise ValueError(f"{where}: larger than {MAX_MODEL_BYTES} bytes")
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{where}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{where}: not valid TOML: nested too deeply") from None
 
 
 def presets() -> list[str]:
@@ -288,12 +371,12 @@ def presets() -> list[str]:
     return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
-def load_model(name_or_path: str | Path):
+def load_model(name_or_path: str | Path) -> Any:
     """A preset by name (see :func:`presets`) or a model file by path.
 
     Models of the generic methodology give a :class:`MarginModel` (for :class:`Engine`); a file whose
-    ``[model] methodology`` names a methodology with its own module gives that module's parameters
-    (``"derive-pm2"``: :class:`marginkernel.derive_pm2.PM2Params`).
+    ``[model] methodology`` names another methodology is read by that methodology's loader
+    (:data:`METHODOLOGIES`; ``"derive-pm2"``: :class:`marginkernel.derive_pm2.PM2Params`).
     """
     if isinstance(name_or_path, str) and name_or_path in presets():
         with resources.as_file(resources.files("marginkernel") / "presets" / f"{name_or_path}.toml") as path:
@@ -306,18 +389,16 @@ def load_model(name_or_path: str | Path):
     return _load_file(path)
 
 
-def _load_file(path: Path):
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"model file {str(path)!r}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"model file {str(path)!r}: not valid TOML: {exc}") from None
+def _load_file(path: Path) -> Any:
+    data = read_toml(path)
     section = data.get("model", {})
     methodology = section.get("methodology", GENERIC) if isinstance(section, Mapping) else GENERIC
-    if methodology == "derive-pm2":
-        from .derive_pm2 import load_preset
+    if methodology == GENERIC or not isinstance(methodology, str):
+        return MarginModel.from_toml(path)
+    if methodology not in METHODOLOGIES:
+        known = sorted([GENERIC, *METHODOLOGIES])
+        raise ValueError(f"model file {str(path)!r}: model.methodology: unknown {methodology!r}; known: {known}")
+    return _loader(methodology)(path)
 
-        return load_preset(path)
-    return MarginModel.from_toml(path)
+
+__all__ = ["GENERIC", "METHODOLOGIES", "MarginModel", "load_model", "presets", "read_toml", "register_methodology"]

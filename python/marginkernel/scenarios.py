@@ -9,12 +9,22 @@ risk units' underlyings and parameters that are either one number or a mapping p
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
-from .kernels import VOL_SHOCKS
+from . import validation as check
+from .codes import VOL_SHOCKS
+from .keyed import keyed_array
+
+#: size limits, enforced by the builders and ScenarioSet (docs/models.md): beyond them a model file
+#: would take minutes and gigabytes to load
+MAX_SCENARIOS = 1_000_000
+MAX_STEPS = 1_000  # deribit_grid: moves per side
+MAX_POINTS = 10_000  # range_points: points
+MAX_LIST = 1_000  # extended_moves, vol_shift: entries
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,9 +41,17 @@ class ScenarioSet:
     short_power: float = 0.0
     long_power: float = 0.0
     vol_up_floor: float = 0.0
+    underlyings: tuple[str, ...] | None = None  # the underlying of each row, when built per underlying
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        if np.ndim(self.price_multiplier) != 2:
+            raise ValueError(
+                f"scenarios.price_multiplier: expected a (units, scenarios) array, got shape "
+                f"{np.shape(self.price_multiplier)}"
+            )
         u, s = np.shape(self.price_multiplier)
+        if s > MAX_SCENARIOS:
+            raise ValueError(f"scenarios: {s} scenarios, more than the limit {MAX_SCENARIOS}")
         for name in ("vol_shift", "weight"):
             if np.shape(getattr(self, name)) != (u, s):
                 raise ValueError(f"scenarios.{name}: shape {np.shape(getattr(self, name))}, expected {(u, s)}")
@@ -54,34 +72,43 @@ class ScenarioSet:
     def n_scenarios(self) -> int:
         return len(self.labels)
 
-    def kernel_arguments(self) -> dict:
-        """Keyword arguments of :func:`marginkernel.kernels.revalue` that describe the scenarios."""
-        return dict(
-            price_multiplier=self.price_multiplier,
-            vol_shift=self.vol_shift,
-            time_shift=self.time_shift,
-            vol_shock=self.vol_shock,
-            tau_floor_days=self.tau_floor_days,
-            short_power=self.short_power,
-            long_power=self.long_power,
-            vol_up_floor=self.vol_up_floor,
+    def for_underlyings(self, underlyings: Sequence[str]) -> ScenarioSet:
+        """This set with one row per entry of ``underlyings`` (e.g. the risk units' underlyings),
+        taken from the row of that underlying; needs ``self.underlyings``."""
+        if self.underlyings is None:
+            raise ValueError("scenarios: the set does not name the underlying of its rows")
+        if tuple(underlyings) == self.underlyings:
+            return self
+        index = {u: k for k, u in enumerate(self.underlyings)}
+        missing = [u for u in dict.fromkeys(underlyings) if u not in index]
+        if missing:
+            raise ValueError(f"scenarios: no moves for underlying(s) {missing}; the set has {list(self.underlyings)}")
+        rows = np.array([index[u] for u in underlyings], dtype=np.int64)
+        return replace(
+            self,
+            price_multiplier=self.price_multiplier[rows],
+            vol_shift=self.vol_shift[rows],
+            weight=self.weight[rows],
+            underlyings=tuple(underlyings),
         )
 
+    def kernel_arguments(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`marginkernel.kernels.revalue` that describe the scenarios."""
+        return {
+            "price_multiplier": self.price_multiplier,
+            "vol_shift": self.vol_shift,
+            "time_shift": self.time_shift,
+            "vol_shock": self.vol_shock,
+            "tau_floor_days": self.tau_floor_days,
+            "short_power": self.short_power,
+            "long_power": self.long_power,
+            "vol_up_floor": self.vol_up_floor,
+        }
 
-def per_underlying(name: str, value, underlyings: Sequence[str]) -> np.ndarray:
+
+def per_underlying(name: str, value: Any, underlyings: Sequence[str]) -> np.ndarray:
     """A parameter given as one number or a mapping per underlying (with "default"), per unit."""
-    if isinstance(value, Mapping):
-        out = []
-        for u in underlyings:
-            if u in value:
-                out.append(value[u])
-            elif "default" in value:
-                out.append(value["default"])
-            else:
-                raise ValueError(f"{name}: no value for underlying {u!r} and no 'default'")
-        arr = np.array(out, dtype=float)
-    else:
-        arr = np.full(len(underlyings), float(value))
+    arr = keyed_array(value, [(u,) for u in underlyings], name, labels=[f"underlying {u!r}" for u in underlyings])
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: must be finite, got {arr.tolist()}")
     return arr
@@ -94,7 +121,7 @@ def _pct(x: float) -> str:
 def deribit_grid(
     underlyings: Sequence[str],
     *,
-    price_range=0.16,
+    price_range: Any = 0.16,
     steps: int = 4,
     vol_up: float = 0.5,
     vol_down: float = 0.25,
@@ -111,14 +138,20 @@ def deribit_grid(
     weighted price_range / |move| * extended_dampener; with `extended_options_only` only options'
     P&L counts in the extended moves (Deribit: the extended table is for far out-of-the-money short
     options; futures and perpetuals contribute 0 there)."""
-    if steps < 1:
-        raise ValueError(f"steps: must be >= 1, got {steps}")
-    for key, value in (("vol_up", vol_up), ("vol_down", vol_down), ("extended_dampener", extended_dampener),
-                       ("vol_up_floor", vol_up_floor)):
-        if not value >= 0:
-            raise ValueError(f"{key}: must be >= 0, got {value}")
-    if not tau_floor_days > 0:
-        raise ValueError(f"tau_floor_days: must be > 0, got {tau_floor_days}")
+    if not 1 <= check.integer(steps, "steps") <= MAX_STEPS:
+        raise ValueError(f"steps: must be in [1, {MAX_STEPS}], got {steps}")
+    if len(extended_moves) > MAX_LIST:
+        raise ValueError(f"extended_moves: at most {MAX_LIST} moves, got {len(extended_moves)}")
+    for key, value in (
+        ("vol_up", vol_up),
+        ("vol_down", vol_down),
+        ("extended_dampener", extended_dampener),
+        ("vol_up_floor", vol_up_floor),
+    ):
+        check.number(value, key, lo=0.0)
+    check.number(tau_floor_days, "tau_floor_days", positive=True)
+    check.number(short_power, "short_power")
+    check.number(long_power, "long_power")
     rng = per_underlying("price_range", price_range, underlyings)
     if np.any(rng <= 0) or np.any(rng >= 1):
         raise ValueError(f"price_range: must be in (0, 1), got {rng.tolist()}")
@@ -148,14 +181,15 @@ def deribit_grid(
         long_power=long_power,
         vol_up_floor=vol_up_floor,
         options_only=np.arange(len(labels)) >= 3 * len(fractions) if extended_options_only else None,
+        underlyings=tuple(underlyings),
     )
 
 
 def span16(
     underlyings: Sequence[str],
     *,
-    price_scan=0.1,
-    vol_scan=0.25,
+    price_scan: Any = 0.1,
+    vol_scan: Any = 0.25,
     extreme_multiple: float = 3.0,
     cover_fraction: float = 0.35,
     lookahead_days: float = 1.0,
@@ -171,14 +205,27 @@ def span16(
         raise ValueError("price_scan: must be > 0 with price_scan * extreme_multiple < 1")
     if np.any(vscan < 0):
         raise ValueError(f"vol_scan: must be >= 0, got {vscan.tolist()}")
-    if not 0 <= cover_fraction <= 1:
+    if not 0 <= check.number(cover_fraction, "cover_fraction") <= 1:
         raise ValueError(f"cover_fraction: must be in [0, 1], got {cover_fraction}")
-    if extreme_multiple <= 0:
-        raise ValueError(f"extreme_multiple: must be > 0, got {extreme_multiple}")
-    if lookahead_days < 0 or year_days <= 0:
-        raise ValueError(f"lookahead_days / year_days: must be >= 0 / > 0, got {lookahead_days} / {year_days}")
-    points = [(0, 1), (0, -1), (1 / 3, 1), (1 / 3, -1), (-1 / 3, 1), (-1 / 3, -1), (2 / 3, 1), (2 / 3, -1),
-              (-2 / 3, 1), (-2 / 3, -1), (1, 1), (1, -1), (-1, 1), (-1, -1)]
+    check.number(extreme_multiple, "extreme_multiple", positive=True)
+    check.number(lookahead_days, "lookahead_days", lo=0.0)
+    check.number(year_days, "year_days", positive=True)
+    points = [
+        (0, 1),
+        (0, -1),
+        (1 / 3, 1),
+        (1 / 3, -1),
+        (-1 / 3, 1),
+        (-1 / 3, -1),
+        (2 / 3, 1),
+        (2 / 3, -1),
+        (-2 / 3, 1),
+        (-2 / 3, -1),
+        (1, 1),
+        (1, -1),
+        (-1, 1),
+        (-1, -1),
+    ]
     labels, mult, shift, weight = [], [], [], []
     for k, (f, v) in enumerate(points, start=1):
         labels.append(f"{k}: price {f:+.3g} range, vol {'up' if v > 0 else 'down'}")
@@ -197,14 +244,15 @@ def span16(
         weight=np.array(weight).T.copy(),
         time_shift=np.full(16, lookahead_days / year_days),
         vol_shock="relative",
+        underlyings=tuple(underlyings),
     )
 
 
 def range_points(
     underlyings: Sequence[str],
     *,
-    up=0.1,
-    down=0.1,
+    up: Any = 0.1,
+    down: Any = 0.1,
     points: int = 10,
     include_zero: bool = False,
     vol_shift: Sequence[float] = (0.0,),
@@ -225,21 +273,34 @@ def range_points(
     `lookahead_days` calendar days."""
     if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 2 or points % 2:
         raise ValueError(f"points: must be an even number >= 2, got {points}")
+    if points > MAX_POINTS:
+        raise ValueError(f"points: must be <= {MAX_POINTS}, got {points}")
+    if len(vol_shift) > MAX_LIST:
+        raise ValueError(f"vol_shift: at most {MAX_LIST} vol shifts, got {len(vol_shift)}")
     ups = per_underlying("up", up, underlyings)
     downs = per_underlying("down", down, underlyings)
     if np.any(ups <= 0) or np.any(downs <= 0) or np.any(downs >= 1):
         raise ValueError(f"up/down: must be > 0 (and down < 1), got up {ups.tolist()}, down {downs.tolist()}")
-    if extreme_multiple < 0 or np.any(downs * extreme_multiple >= 1):
+    for key, value in (
+        ("short_power", short_power),
+        ("long_power", long_power),
+        ("extreme_vol_shift", extreme_vol_shift),
+    ):
+        check.number(value, key)
+    check.number(tau_floor_days, "tau_floor_days", positive=True)
+    if check.number(extreme_multiple, "extreme_multiple") < 0 or np.any(downs * extreme_multiple >= 1):
         raise ValueError(f"extreme_multiple: must be >= 0 with down * extreme_multiple < 1, got {extreme_multiple}")
-    if not 0 <= extreme_cover <= 1:
+    if not 0 <= check.number(extreme_cover, "extreme_cover") <= 1:
         raise ValueError(f"extreme_cover: must be in [0, 1], got {extreme_cover}")
-    if lookahead_days < 0:
-        raise ValueError(f"lookahead_days: must be >= 0, got {lookahead_days}")
+    check.number(lookahead_days, "lookahead_days", lo=0.0)
     if len(vol_shift) == 0:
         raise ValueError("vol_shift: needs at least one vol shift (0 for none)")
     half = points // 2
-    fractions = [-(k / half) for k in range(half, 0, -1)] + ([0.0] if include_zero else []) + \
-        [k / half for k in range(1, half + 1)]
+    fractions = (
+        [-(k / half) for k in range(half, 0, -1)]
+        + ([0.0] if include_zero else [])
+        + [k / half for k in range(1, half + 1)]
+    )
     labels, mult, shift, weight = [], [], [], []
     for v in vol_shift:
         for f in fractions:
@@ -264,6 +325,7 @@ def range_points(
         tau_floor_days=tau_floor_days,
         short_power=short_power,
         long_power=long_power,
+        underlyings=tuple(underlyings),
     )
 
 
@@ -297,29 +359,54 @@ def historical(
         vol_shift=np.zeros_like(mult),
         weight=np.ones_like(mult),
         probability=None if probability is None else np.asarray(probability, dtype=float),
+        underlyings=tuple(underlyings),
     )
 
 
-BUILDERS = {"deribit_grid": deribit_grid, "span16": span16, "range_points": range_points}
+BUILDERS: dict[str, Callable[..., ScenarioSet]] = {
+    "deribit_grid": deribit_grid,
+    "span16": span16,
+    "range_points": range_points,
+}
 
 #: the type of every builder parameter a model file may set: "per_underlying" (a number or a table of
 #: numbers per underlying with an optional "default"), "number", "int", "bool", "str", "numbers" (an
 #: array of numbers). MarginModel checks values against it and names the key on a mismatch.
 PARAM_TYPES = {
     "deribit_grid": {
-        "price_range": "per_underlying", "steps": "int", "vol_up": "number", "vol_down": "number",
-        "extended_moves": "numbers", "extended_dampener": "number", "short_power": "number",
-        "long_power": "number", "tau_floor_days": "number", "vol_up_floor": "number",
+        "price_range": "per_underlying",
+        "steps": "int",
+        "vol_up": "number",
+        "vol_down": "number",
+        "extended_moves": "numbers",
+        "extended_dampener": "number",
+        "short_power": "number",
+        "long_power": "number",
+        "tau_floor_days": "number",
+        "vol_up_floor": "number",
         "extended_options_only": "bool",
     },
     "span16": {
-        "price_scan": "per_underlying", "vol_scan": "per_underlying", "extreme_multiple": "number",
-        "cover_fraction": "number", "lookahead_days": "number", "year_days": "number",
+        "price_scan": "per_underlying",
+        "vol_scan": "per_underlying",
+        "extreme_multiple": "number",
+        "cover_fraction": "number",
+        "lookahead_days": "number",
+        "year_days": "number",
     },
     "range_points": {
-        "up": "per_underlying", "down": "per_underlying", "points": "int", "include_zero": "bool",
-        "vol_shift": "numbers", "vol_shock": "str", "extreme_multiple": "number", "extreme_cover": "number",
-        "extreme_vol_shift": "number", "short_power": "number", "long_power": "number",
-        "tau_floor_days": "number", "lookahead_days": "number",
+        "up": "per_underlying",
+        "down": "per_underlying",
+        "points": "int",
+        "include_zero": "bool",
+        "vol_shift": "numbers",
+        "vol_shock": "str",
+        "extreme_multiple": "number",
+        "extreme_cover": "number",
+        "extreme_vol_shift": "number",
+        "short_power": "number",
+        "long_power": "number",
+        "tau_floor_days": "number",
+        "lookahead_days": "number",
     },
 }
