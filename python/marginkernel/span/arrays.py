@@ -168,6 +168,36 @@ def _price_mult(span: SpanFile, price_moves: str) -> np.ndarray:
     return np.asarray(mult, dtype=np.float64)
 
 
+def _theoretical(span: SpanFile, x: dict[str, Any], rows: np.ndarray, threads: int) -> np.ndarray:
+    """Today's model value of one contract of ``rows`` (options; 0 for linear contracts)."""
+    c = span.contracts
+    opt = x["is_opt"][rows]
+    t = np.where(opt, c["t"].to_numpy(dtype=float)[rows], 0.0)
+    r = np.where(opt, np.nan_to_num(c["rate"].to_numpy(dtype=float)[rows]), 0.0)
+    carry = np.where(opt, np.nan_to_num(x["opt_carry"][rows]), 0.0)
+    strike = np.where(opt, c["strike"].to_numpy(dtype=float)[rows], 0.0)
+    vol = np.where(opt, c["vol"].to_numpy(dtype=float)[rows], 0.0)
+    kinds = c["kind"].map(_KIND_CODE).to_numpy()[rows].astype(np.int8)
+    # today's theoretical value (options): one neutral scenario, no time shift
+    _, now = kernels.revalue(
+        kinds,
+        np.zeros(rows.size, np.int8),
+        np.arange(rows.size, dtype=np.int32),
+        strike,
+        t,
+        x["cvf"][rows],
+        x["s0"] * np.exp(carry * t),
+        np.exp(-r * t),
+        vol,
+        x["s0"],
+        np.ones((rows.size, 1)),
+        None,
+        None,
+        threads=threads,
+    )
+    return np.asarray(now, dtype=np.float64)
+
+
 def regenerate_arrays(
     span: SpanFile,
     *,
@@ -225,29 +255,7 @@ def regenerate_arrays(
     x["s0"], x["m"] = x["under"][rows], m
     later, comp = _scenarios(span, x, rows=rows, look_ahead=look_ahead, threads=threads)
     opt = x["is_opt"][rows]
-    t = np.where(opt, c["t"].to_numpy(dtype=float)[rows], 0.0)
-    r = np.where(opt, np.nan_to_num(c["rate"].to_numpy(dtype=float)[rows]), 0.0)
-    carry = np.where(opt, np.nan_to_num(x["opt_carry"][rows]), 0.0)
-    strike = np.where(opt, c["strike"].to_numpy(dtype=float)[rows], 0.0)
-    vol = np.where(opt, c["vol"].to_numpy(dtype=float)[rows], 0.0)
-    kinds = c["kind"].map(_KIND_CODE).to_numpy()[rows].astype(np.int8)
-    # today's theoretical value (options): one neutral scenario, no time shift
-    _, now = kernels.revalue(
-        kinds,
-        np.zeros(rows.size, np.int8),
-        np.arange(rows.size, dtype=np.int32),
-        strike,
-        t,
-        x["cvf"][rows],
-        x["s0"] * np.exp(carry * t),
-        np.exp(-r * t),
-        vol,
-        x["s0"],
-        np.ones((rows.size, 1)),
-        None,
-        None,
-        threads=threads,
-    )
+    now = _theoretical(span, x, rows, threads)
     pnl = np.where(opt[:, None], later - now[:, None], later)
     out[rows] = -(pnl * span.scan_points["weight"].to_numpy()[None, :])
     theoretical[rows] = now

@@ -201,6 +201,28 @@ def _fx(span: SpanFile, currencies: np.ndarray, target: str | None) -> np.ndarra
     return out
 
 
+def _positions(span: SpanFile, positions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Any]]:
+    """Checked quantities, contract rows, account codes and account labels of ``positions``."""
+    if not isinstance(positions, pd.DataFrame):
+        positions = pd.DataFrame(positions)
+    if "quantity" not in positions:
+        raise ValueError("positions: missing column 'quantity'")
+    qty = _quantities(positions)
+    rows = contract_rows(span, positions)
+    c = span.contracts
+    unlinked = c["cc"].to_numpy()[rows] == ""
+    if unlinked.any():
+        i = int(np.flatnonzero(unlinked)[0])
+        raise ValueError(f"positions row {i}: contract {c['contract'].iat[rows[i]]!r} belongs to no combined commodity")
+    if len(positions) == 0:
+        raise ValueError("positions: empty table")
+    account_col = positions["account"] if "account" in positions else pd.Series(["account"] * len(positions))
+    acc, labels = pd.factorize(account_col, sort=False)
+    if (acc < 0).any():
+        raise ValueError(f"positions['account'] row {int(np.flatnonzero(acc < 0)[0])}: missing account")
+    return qty, rows, acc, list(labels)
+
+
 def margin(
     span: SpanFile,
     positions: pd.DataFrame,
@@ -236,26 +258,10 @@ def margin(
     rules = resolve(rules)
     if whole_spreads:
         rules = dataclasses.replace(rules, whole_spreads=True)
-    if not isinstance(positions, pd.DataFrame):
-        positions = pd.DataFrame(positions)
-    if "quantity" not in positions:
-        raise ValueError("positions: missing column 'quantity'")
-    qty = _quantities(positions)
-    rows = contract_rows(span, positions)
+    qty, rows, acc, accounts = _positions(span, positions)
+    arr, delta = _arrays(span, arrays, deltas, rows)
     c = span.contracts
     ccs = list(span.commodities.index)
-    unlinked = c["cc"].to_numpy()[rows] == ""
-    if unlinked.any():
-        i = int(np.flatnonzero(unlinked)[0])
-        raise ValueError(f"positions row {i}: contract {c['contract'].iat[rows[i]]!r} belongs to no combined commodity")
-    arr, delta = _arrays(span, arrays, deltas, rows)
-    if len(positions) == 0:
-        raise ValueError("positions: empty table")
-    account_col = positions["account"] if "account" in positions else pd.Series(["account"] * len(positions))
-    acc, labels = pd.factorize(account_col, sort=False)
-    if (acc < 0).any():
-        raise ValueError(f"positions['account'] row {int(np.flatnonzero(acc < 0)[0])}: missing account")
-    accounts = list(labels)
     n_acc, n_cc = len(accounts), len(ccs)
     cc_index = {cc: k for k, cc in enumerate(ccs)}
     unit = np.array([cc_index.get(x, 0) for x in c["cc"]], dtype=np.int32)
