@@ -28,6 +28,37 @@ from .schema import check_children, kind_of
 _FLOATS = ("strike", "price", "value", "cvf", "vol", "delta", "t", "rate", "div_rate", "price_scan", "vol_scan")
 _OBJECTS = ("pf_code", "pf_type", "period", "kind", "vol_scan_kind")
 _CONTAINERS = {"spanFile", "pointInTime", "clearingOrg", "exchange"}
+#: tags whose end event does something (every other element waits for its parent's)
+_HANDLED = frozenset(
+    {
+        "opt",
+        "phy",
+        "fut",
+        "series",
+        *PF_TYPE,
+        "exchange",
+        "clearingOrg",
+        "pointInTime",
+        "spanFile",
+        "definitions",
+        "businessFunction",
+        "portfolio",
+        "pointDef",
+        "ccDef",
+        "interSpreads",
+        "curConv",
+        "superSpreads",
+        "superInterClearSpreads",
+        "interClearSpreads",
+        "debtPf",
+        "equityPf",
+        "fwdPf",
+        "IRSwapPf",
+        "CDSwapPf",
+        "eDebtPf",
+        "cmbPf",
+    }
+)
 
 
 class _Builder:
@@ -248,7 +279,7 @@ def _stream(source: Any, label: str, products: Iterable[str] | None) -> SpanFile
                 stack.append(elem)
                 continue
             stack.pop()
-            if _on_end(b, elem, stack) and stack:
+            if elem.tag in _HANDLED and _on_end(b, elem, stack) and stack:
                 elem.clear()
                 stack[-1].remove(elem)
     except ET.ParseError as exc:

@@ -7,12 +7,14 @@ event) and the path used in error messages, checks the element's children agains
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..validation import finite_array
 from . import fields as F
 from .schema import check_children
 
@@ -81,10 +83,13 @@ def risk_array(elem: ET.Element, where: str, n_points: int) -> tuple[list[float]
         raise ValueError(f"{where}: missing <ra>")
     w = where + "/ra"
     check_children(F.children(ra), "ra", w)
-    values = []
-    for a in ra.iter("a"):
-        raw = (a.text or "").strip()
-        values.append(F.to_number(raw, f"{w}/<a>"))
+    texts = [a.text for a in ra.iter("a")]
+    try:
+        values = [float(t) for t in texts]  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        values = [F.to_number((t or "").strip(), f"{w}/<a>") for t in texts]  # names the bad value
+    if not all(map(math.isfinite, values)):
+        finite_array(values, f"{w}/<a>")  # raises, naming the first bad value
     if len(values) != n_points:
         raise ValueError(f"{w}: {len(values)} <a> values, the file defines {n_points} scan points")
     return values, F.num(ra, "d", w, np.nan)
