@@ -24,7 +24,7 @@ def _first(tag_open: str, value: str) -> str:
 @pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e999"])
 def test_non_finite_array_values(value):
     with pytest.raises(
-        ValueError, match=r"oopPf\[pfId=3\]/series\[pe=20240104\]/opt\[cId=\d+\]/ra/<a>: must be finite"
+        ValueError, match=r"oopPf\[pfId=3\]/series\[pe=20240104\]/opt\[cId=\d+\]/ra/<a>\[0\]: must be finite"
     ):
         span.parse_span(_first("<a>", value))
 
