@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -254,12 +256,9 @@ def test_informational_elements_skipped_margin_changing_refused(nse):
 
 def test_reader_not_loaded_by_import_marginkernel():
     code = "import sys, marginkernel; print(any(m.startswith('marginkernel.span') for m in sys.modules))"
+    src = str(Path(span.__file__).resolve().parents[2])  # the folder holding marginkernel
     out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PYTHONPATH": sys.path[0] if sys.path[0] else "python", **__import__("os").environ},
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": src}
     )
     assert out.stdout.strip() == "False"
 

@@ -179,8 +179,8 @@ class _Builder:
     def point_def(self, pdef: ET.Element) -> None:
         r, scan, delta = records.point_def(pdef, "pointInTime/clearingOrg/pointDef")
         if self.n_points is None or r == "1":
-            if self.n_points is not None and len(scan) != self.n_points:
-                raise ValueError("pointInTime/clearingOrg/pointDef: the core rate (r=1) must come first")
+            if self.contracts.n:
+                raise ValueError("pointInTime/clearingOrg/pointDef: must precede the contracts (schema order)")
             self.scan_points, self.delta_points, self.n_points = scan, delta, len(scan)
 
     def finish(self, root_tag: str | None) -> SpanFile:
@@ -229,7 +229,7 @@ def _on_end(b: _Builder, elem: ET.Element, stack: list[ET.Element]) -> bool:
             b.header["date"] = F.text(elem, "date", "pointInTime")
             b.header["is_settl"] = F.flag(elem, "isSetl", "pointInTime")
         if tag == "spanFile":
-            b.header["file_format"] = F.text(elem, "fileFormat", "spanFile")
+            b.header["file_format"] = F.text(elem, "fileFormat", "spanFile", "")  # optional in the schema
             b.header["created"] = F.text(elem, "created", "spanFile", "")
         return False
     else:
@@ -285,7 +285,7 @@ def _stream(source: Any, label: str, products: Iterable[str] | None) -> SpanFile
     except ET.ParseError as exc:
         at = "/".join(e.tag for e in stack) or "start of file"
         raise ValueError(f"{label}malformed SPAN XML (truncated or not well-formed) in {at}: {exc}") from None
-    if b.header.get("file_format") is not None and not b.header["file_format"].startswith("4."):
+    if b.header.get("file_format") and not b.header["file_format"].startswith("4."):
         raise ValueError(
             f"spanFile/<fileFormat>: unsupported format {b.header['file_format']!r} (this reader handles 4.x)"
         )
