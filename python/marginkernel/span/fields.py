@@ -6,6 +6,7 @@ reader's wording ``<where>/<tag>: not a number: 'x'``.
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -41,11 +42,22 @@ def to_number(raw: str, where: str, **bounds: Any) -> float:
 
 
 def num(elem: ET.Element, tag: str, where: str, default: Any = _REQUIRED, **bounds: Any) -> Any:
-    """Child ``tag`` as a finite float (``default`` when absent; ``bounds`` as validation.number)."""
-    raw = text(elem, tag, where, None if default is not _REQUIRED else _REQUIRED)
-    if raw is None:
+    """Child ``tag`` as a finite float (``default`` when absent; ``bounds`` as validation.number).
+
+    The path string is built only on the error path: this runs a few times per contract."""
+    child = elem.find(tag)
+    raw = None if child is None else child.text
+    if raw is None or not raw.strip():
+        if default is _REQUIRED:
+            raise ValueError(f"{where}: missing <{tag}>" if child is None else f"{where}/<{tag}>: empty")
         return default
-    return to_number(raw, f"{where}/<{tag}>", **bounds)
+    try:
+        x = float(raw)
+    except ValueError:
+        raise ValueError(f"{where}/<{tag}>: not a number: {raw.strip()!r}") from None
+    if bounds or not math.isfinite(x):
+        return number(x, f"{where}/<{tag}>", **bounds)  # finiteness and bounds, with validation's messages
+    return x
 
 
 def integer(elem: ET.Element, tag: str, where: str, default: Any = _REQUIRED) -> Any:
