@@ -247,6 +247,16 @@ def test_informational_elements_skipped_margin_changing_refused(nse):
             "<superSpreads><dSpread/></superSpreads></clearingOrg>",
             r"<superSpreads>: superSpreads are not supported",
         ),
+        (
+            "<rs>A</rs><i>1</i></pLeg>",
+            "<rs>A</rs><i>1</i><rate><r>1</r><val>5</val></rate></pLeg>",
+            r"pLeg\[0\]/<rate>: leg-specific rates are not supported",
+        ),
+        (
+            "<lookAheadYears>",
+            "<minIntExDeltaPct>0.5</minIntExDeltaPct><lookAheadYears>",
+            r"clearingOrg/<minIntExDeltaPct>",
+        ),
     ]
     for old, new, match in cases:
         assert old in xml, old

@@ -93,6 +93,8 @@ class _Builder:
             "days_per_year": F.num(org, "daysPerYear", w, None, lo=1.0, hi=366.0),
             "cap_anov": F.flag(org, "capAnov", w),
         }
+        if F.num(org, "minIntExDeltaPct", w, 0.0) != 0:
+            raise ValueError(f"{w}/<minIntExDeltaPct>: minimum inter-exchange delta percentages are not supported")
 
     def portfolio(self, pf: ET.Element, exch: str) -> tuple[dict[str, Any], str] | None:
         key = id(pf)

@@ -241,6 +241,14 @@ REFUSED: Mapping[str, str] = {
     "clearSpread": "inter-clearing spreads",
 }
 
+#: (parent kind, tag) refused where the tag is read elsewhere
+REFUSED_IN: Mapping[tuple[str, str], str] = {
+    ("tLeg", "rate"): "leg-specific rates",
+    ("pLeg", "rate"): "leg-specific rates",
+    ("tier", "scanRate"): "per-tier scan rates",
+    ("ccDef", "pointDef"): "per-commodity scan point definitions",
+}
+
 #: the element kind of a tag seen as a child of ``parent`` (tags shared by several layouts)
 _KIND = {
     "phyPf": "linearPf",
@@ -268,6 +276,10 @@ def check_children(children: list[str], kind: str, where: str) -> None:
     for tag in children:
         if tag in read or tag in info:
             continue
+        if (kind, tag) in REFUSED_IN:
+            raise ValueError(
+                f"{where}/<{tag}>: {REFUSED_IN[kind, tag]} are not supported (the element changes the margin)"
+            )
         if tag in REFUSED:
             raise ValueError(
                 f"{where}/<{tag}>: {REFUSED[tag]} are not supported (the element changes the margin; "
@@ -276,4 +288,4 @@ def check_children(children: list[str], kind: str, where: str) -> None:
         raise ValueError(f"{where}/<{tag}>: unknown element (not part of the SPAN 4.x schema as read here)")
 
 
-__all__ = ["INFORMATIONAL", "READ", "REFUSED", "check_children", "kind_of"]
+__all__ = ["INFORMATIONAL", "READ", "REFUSED", "REFUSED_IN", "check_children", "kind_of"]
