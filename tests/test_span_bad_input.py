@@ -74,6 +74,16 @@ def test_bad_values_name_the_element(old, new, match):
         span.parse_span(XML.replace(old, new, 1))
 
 
+def test_leg_naming_an_undefined_tier():
+    xml = span.sample_xml("takasbank", n_underlyings=1, n_strikes=0)
+    old = "<tLeg><cc>IDX</cc><tn>0</tn><rs>B</rs>"
+    assert old in xml
+    with pytest.raises(
+        ValueError, match=r"ccDef\[cc=IDX\]/dSpread\[spread=1\]/tLeg: tier 5 is not defined for commodity 'IDX'"
+    ):
+        span.parse_span(xml.replace(old, "<tLeg><cc>IDX</cc><tn>5</tn><rs>B</rs>"))
+
+
 def test_negative_vol():
     with pytest.raises(ValueError, match=r"opt\[cId=\d+\]/<v>: volatility must be >= 0"):
         span.parse_span(_first("<v>", "-0.2"))
