@@ -281,3 +281,14 @@ def test_generator_formulas_are_independent_of_the_kernel():
     m = np.array([0, 0, 1, 1, -1, -1, 2, 2, -2, -2, 3, 3, -3, -3, 6, -6]) / 3
     w = np.array([1.0] * 14 + [0.35, 0.35])
     np.testing.assert_allclose(got, w * (1000.58 - (1000.58 + 90 * m) * math.exp(-B * DT)), rtol=1e-15)
+
+
+def test_period_leg_rows():
+    """A pLeg takes the months starting with its period's digits: a weekly expiry itself, or every
+    period of a month; tier legs take their tier (Tier.contains compares on the bounds' precision)."""
+    from marginkernel.spreads import SpreadLeg, Tier, leg_rows
+
+    months = ["20240104", "20240111", "20240201"]
+    assert leg_rows(SpreadLeg("IDX", 0, "A", 1.0, period="20240111"), (), months) == [1]
+    assert leg_rows(SpreadLeg("IDX", 0, "A", 1.0, period="202401"), (), months) == [0, 1]
+    assert leg_rows(SpreadLeg("IDX", 2, "B", 1.0), (Tier(1, None, "202401"), Tier(2, "202402")), months) == [2]

@@ -76,10 +76,11 @@ def period_month(period: str) -> str:
 
 
 def leg_rows(leg: SpreadLeg, tiers: Iterable[Tier], months: list[str]) -> list[int]:
-    """Rows of ``months`` a leg takes deltas from: its period's month (pLeg) or its tier (tLeg)."""
+    """Rows of ``months`` a leg takes deltas from: the months that start with its period's leading
+    digits (pLeg) or its tier (tLeg)."""
     if leg.period is not None:
-        want = period_month(leg.period)
-        return [k for k, mth in enumerate(months) if mth == want]
+        want = period_month(leg.period)  # a month leg (202401) takes every period of that month (20240104, ...)
+        return [k for k, mth in enumerate(months) if mth[: len(want)] == want]
     return tier_rows(tiers, leg.tier, months)
 
 
