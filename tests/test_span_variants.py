@@ -292,3 +292,16 @@ def test_period_leg_rows():
     assert leg_rows(SpreadLeg("IDX", 0, "A", 1.0, period="20240111"), (), months) == [1]
     assert leg_rows(SpreadLeg("IDX", 0, "A", 1.0, period="202401"), (), months) == [0, 1]
     assert leg_rows(SpreadLeg("IDX", 2, "B", 1.0), (Tier(1, None, "202401"), Tier(2, "202402")), months) == [2]
+
+
+@pytest.mark.parametrize("layout", ["nse", "takasbank", "tiers"])
+def test_batched_options_equal_the_checked_path(layout, monkeypatch):
+    """Series are read all at once when every value passes; the element-by-element path (which
+    names bad elements) gives the same tables."""
+    xml = span.sample_xml(layout, n_underlyings=2, n_strikes=2)
+    fast = span.parse_span(xml)
+    monkeypatch.setattr(span.records, "options_fast", lambda *args: None)
+    slow = span.parse_span(xml)
+    pd.testing.assert_frame_equal(fast.contracts, slow.contracts)
+    pd.testing.assert_frame_equal(fast.expiries, slow.expiries)
+    np.testing.assert_array_equal(fast.risk_arrays, slow.risk_arrays)

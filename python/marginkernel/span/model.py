@@ -141,6 +141,13 @@ class Columns:
             col.append(row[name])
         self.n += 1
 
+    def extend(self, cols: dict[str, Any], n: int) -> None:
+        """Append ``n`` rows given column-wise (every column, each of length ``n``)."""
+        for name, col in self._cols.items():
+            values = cols[name]
+            col.extend(values.tolist() if isinstance(values, np.ndarray) else values)
+        self.n += n
+
     def set(self, name: str, i: int, value: Any) -> None:
         self._cols[name][i] = value
 

@@ -1,8 +1,9 @@
 """Streaming SPAN XML reader: ``iterparse`` over the file, one record at a time.
 
-Each contract (``<phy>``, ``<fut>``, ``<opt>``) is read at its end event and then detached from
-the tree, as are series, portfolios and commodity definitions once consumed, so memory holds the
-series kept (compact typed columns, see :class:`.model.Columns`), never the XML tree. Headers of a
+Each ``<phy>`` and ``<fut>`` is read at its end event and then detached from the tree, each option
+series with its ``<opt>`` children at the series' end (one series in memory at a time), as are
+portfolios and commodity definitions once consumed, so memory holds the contracts kept (compact
+typed columns, see :class:`.model.Columns`), never the XML tree. Headers of a
 series or portfolio are read from the fields that precede their contracts (the schema's order).
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import fields as F
@@ -165,10 +167,44 @@ class _Builder:
             self.series[key] = head
         return self.series[key] or None
 
-    def option(self, opt: ET.Element, series: ET.Element, pf_elem: ET.Element, exch: str) -> None:
-        head = self.series_head(series, pf_elem, exch)
-        if head is not None:
-            self.add_contract(records.option(opt, head, self.need_points(head["where"])), head["expiry_row"])
+    def options(self, series: ET.Element, head: dict[str, Any]) -> None:
+        """Every ``<opt>`` of a complete series: all at once when every value passes (the common
+        case), else one by one through :func:`records.option`, which names the bad element."""
+        opts = series.findall("opt")
+        n_points = self.need_points(head["where"])
+        cols = records.options_fast(opts, head, n_points) if opts else None
+        if cols is None:
+            for opt in opts:
+                self.add_contract(records.option(opt, head, n_points), head["expiry_row"])
+            return
+        start = self.contracts.n
+        for j, c_id in enumerate(cols["c_id"]):
+            key = (head["pf_id"], c_id)
+            if key in self.keys:
+                raise ValueError(f"{head['where']}/opt[cId={c_id}]: duplicate contract (pfId {key[0]}, cId {c_id})")
+            self.keys[key] = start + j
+        n = len(opts)
+        same = {
+            k: [head[k]] * n
+            for k in (
+                "pf_id",
+                "pf_code",
+                "pf_type",
+                "period",
+                "t",
+                "rate",
+                "div_rate",
+                "price_scan",
+                "vol_scan",
+                "vol_scan_kind",
+                "expiry_row",
+            )
+        }
+        self.contracts.extend(
+            same | {k: cols[k] for k in ("c_id", "kind", "strike", "price", "value", "cvf", "vol", "delta")}, n
+        )
+        self.values.frombytes(cols["array"].astype(np.float64).tobytes())
+        self.und_refs.extend([head["und"]] * n)
 
     def end_portfolio(self, pf: ET.Element, exch: str) -> None:
         got = self.portfolio(pf, exch)
@@ -199,9 +235,7 @@ def _on_end(b: _Builder, elem: ET.Element, stack: list[ET.Element]) -> bool:
     """Handle a completed element; True when it was consumed (and may be detached)."""
     tag = elem.tag
     parent = stack[-1].tag if stack else ""
-    if parent == "series" and tag == "opt":
-        b.option(elem, stack[-1], stack[-2], stack[-3].findtext("exch", "").strip())
-    elif parent in LINEAR_PORTFOLIOS and tag in ("phy", "fut"):
+    if parent in LINEAR_PORTFOLIOS and tag in ("phy", "fut"):
         if (tag == "phy") != (parent == "phyPf"):
             raise ValueError(f"{parent}: a <{tag}> does not belong in a <{parent}>")
         b.linear(elem, stack[-1], stack[-2].findtext("exch", "").strip())
@@ -209,6 +243,7 @@ def _on_end(b: _Builder, elem: ET.Element, stack: list[ET.Element]) -> bool:
         head = b.series_head(elem, stack[-1], stack[-2].findtext("exch", "").strip())
         if head is not None:
             check_children(F.children(elem), "series", head["where"])
+            b.options(elem, head)
         b.series.pop(id(elem), None)
     elif parent == "exchange" and tag in PF_TYPE:
         b.end_portfolio(elem, stack[-1].findtext("exch", "").strip())
