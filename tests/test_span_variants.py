@@ -305,3 +305,20 @@ def test_batched_options_equal_the_checked_path(layout, monkeypatch):
     pd.testing.assert_frame_equal(fast.contracts, slow.contracts)
     pd.testing.assert_frame_equal(fast.expiries, slow.expiries)
     np.testing.assert_array_equal(fast.risk_arrays, slow.risk_arrays)
+
+
+def test_reader_restores_the_cyclic_collector():
+    import gc
+
+    assert gc.isenabled()
+    span.parse_span(span.sample_xml("nse", n_underlyings=1, n_strikes=0))
+    assert gc.isenabled()
+    with pytest.raises(ValueError, match="malformed"):
+        span.parse_span("<spanFile><pointInTime>")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        span.parse_span(span.sample_xml("nse", n_underlyings=1, n_strikes=0))
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()
