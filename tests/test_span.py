@@ -27,8 +27,14 @@ from marginkernel import reference, span
 # --------------------------------------------------------------------------------------------
 
 POINTS = [  # price mult, vol mult, weight, paired point
-    (0, 1, 1.0, 2), (0, -1, 1.0, 1), (1, 1, 1.0, 4), (1, -1, 1.0, 3),
-    (-1, 1, 1.0, 6), (-1, -1, 1.0, 5), (2, 0, 0.5, 7), (-2, 0, 0.5, 8),
+    (0, 1, 1.0, 2),
+    (0, -1, 1.0, 1),
+    (1, 1, 1.0, 4),
+    (1, -1, 1.0, 3),
+    (-1, 1, 1.0, 6),
+    (-1, -1, 1.0, 5),
+    (2, 0, 0.5, 7),
+    (-2, 0, 0.5, 8),
 ]
 FUT_STK = [0, 0, -50, -50, 50, 50, -50, 50]  # priceScan 50: loss = -50 * price mult * weight
 FUT_IDX = [0, 0, -60, -60, 60, 60, -60, 60]
@@ -109,7 +115,8 @@ SYNTHETIC = (
     + _cc("STK", [1, 2, 3], 7, 12, 0.8)
     + _cc("IDX", [4, 5], 0, 20, 0.8)
     + "<interSpreads><dSpread><spread>1</spread><chargeMeth>W</chargeMeth><rate><r>1</r><val>0.5</val></rate>"
-    + _leg("STK", "A", 10) + _leg("IDX", "B", 1)
+    + _leg("STK", "A", 10)
+    + _leg("IDX", "B", 1)
     + "</dSpread></interSpreads></clearingOrg></pointInTime></spanFile>"
 )
 
@@ -132,8 +139,13 @@ def test_parse_synthetic(synth):
     assert s.n_points == 8 and len(s.delta_points) == 3
     assert s.scan_points["paired_point"].tolist() == [p[3] for p in POINTS]
     assert list(s.contracts["contract"]) == [
-        "PHY:STK:00000S", "PHY:IDX:00000S", "FUT:STK:202401", "FUT:STK:202402", "FUT:IDX:202401",
-        "OOP:STK:202401S0:C:100", "OOP:STK:202401S0:P:95",
+        "PHY:STK:00000S",
+        "PHY:IDX:00000S",
+        "FUT:STK:202401",
+        "FUT:STK:202402",
+        "FUT:IDX:202401",
+        "OOP:STK:202401S0:C:100",
+        "OOP:STK:202401S0:P:95",
     ]
     assert list(s.contracts["cc"]) == ["STK", "IDX", "STK", "STK", "IDX", "STK", "STK"]
     assert list(s.contracts["month"]) == ["00000", "00000", "202401", "202402", "202401", "202401", "202401"]
@@ -143,7 +155,7 @@ def test_parse_synthetic(synth):
     np.testing.assert_array_equal(s.risk_arrays[5], CALL)
     assert s.risk_arrays.shape == (7, 8)
     assert set(s.products["pf_type"]) == {"PHY", "FUT", "OOP"}
-    assert dict(zip(s.products.pf_id, s.products.cc))[3] == "STK"
+    assert dict(zip(s.products.pf_id, s.products.cc, strict=True))[3] == "STK"
     assert len(s.expiries) == 4  # three futures and one option series
     assert s.commodities.loc["STK", "adj_rate"] == 0.8
     assert s.som_tiers["STK"][0][1] == 7.0
@@ -165,7 +177,8 @@ def test_regenerate_synthetic_matches_numpy_black_scholes(synth):
     w = np.array([p[2] for p in POINTS], float)
     s0, r, q, t, cvf, scan, vs = 100.0, 0.05, 0.01, 0.1, 10.0, 50.0, 0.25
     for row, k, vol, is_call in ((5, 100.0, 0.3, True), (6, 95.0, 0.32, False)):
-        def bs(s, sigma, tau):
+
+        def bs(s, sigma, tau, k=k, is_call=is_call):
             return cvf * reference.black76(s * np.exp((r - q) * tau), k, sigma, tau, np.exp(-r * tau), is_call)
 
         now = bs(s0, vol, t)
@@ -282,20 +295,33 @@ def test_margin_scan_equals_numpy_netting(synth):
         ("<p>4.5</p>", "<p>four</p>", r"opt\[cId=21\]/<p>: not a number: 'four'"),
         ("<o>C</o>", "<o>X</o>", r"opt\[cId=21\]/<o>"),
         ("<cId>22</cId>", "<cId>21</cId>", r"duplicate contract \(pfId 3, cId 21\)"),
-        ("<undC><exch>X</exch><pfId>1</pfId><cId>1</cId><s>B</s><i>1</i></undC><intrRate>",
-         "<undC><exch>X</exch><pfId>9</pfId><cId>1</cId><s>B</s><i>1</i></undC><intrRate>",
-         r"series\[pe=202401S0\]/undC: unknown underlying contract \(pfId 9, cId 1\)"),
-        ("<pfLink><exch>X</exch><pfId>5</pfId>", "<pfLink><exch>X</exch><pfId>55</pfId>",
-         r"ccDef\[cc=IDX\]/pfLink\[1\]: unknown pfId 55"),
-        ("<tLeg><cc>IDX</cc><tn>0</tn><rs>B</rs><i>1</i></tLeg></dSpread></interSpreads>",
-         "<tLeg><cc>NOPE</cc><tn>0</tn><rs>B</rs><i>1</i></tLeg></dSpread></interSpreads>",
-         r"interSpreads/dSpread\[spread=1\]/tLeg: unknown cc 'NOPE'"),
-        ("<rs>B</rs><i>1</i></tLeg></dSpread></interSpreads>", "<rs>Q</rs><i>1</i></tLeg></dSpread></interSpreads>",
-         r"tLeg\[1\]/<rs>: must be 'A' or 'B'"),
+        (
+            "<undC><exch>X</exch><pfId>1</pfId><cId>1</cId><s>B</s><i>1</i></undC><intrRate>",
+            "<undC><exch>X</exch><pfId>9</pfId><cId>1</cId><s>B</s><i>1</i></undC><intrRate>",
+            r"series\[pe=202401S0\]/undC: unknown underlying contract \(pfId 9, cId 1\)",
+        ),
+        (
+            "<pfLink><exch>X</exch><pfId>5</pfId>",
+            "<pfLink><exch>X</exch><pfId>55</pfId>",
+            r"ccDef\[cc=IDX\]/pfLink\[1\]: unknown pfId 55",
+        ),
+        (
+            "<tLeg><cc>IDX</cc><tn>0</tn><rs>B</rs><i>1</i></tLeg></dSpread></interSpreads>",
+            "<tLeg><cc>NOPE</cc><tn>0</tn><rs>B</rs><i>1</i></tLeg></dSpread></interSpreads>",
+            r"interSpreads/dSpread\[spread=1\]/tLeg: unknown cc 'NOPE'",
+        ),
+        (
+            "<rs>B</rs><i>1</i></tLeg></dSpread></interSpreads>",
+            "<rs>Q</rs><i>1</i></tLeg></dSpread></interSpreads>",
+            r"tLeg\[1\]/<rs>: must be 'A' or 'B'",
+        ),
         ("<a>-30</a><a>25</a>", "<a>-30</a>", r"opt\[cId=21\]/ra: 7 <a> values, the file defines 8 scan points"),
         ("<a>-30</a><a>25</a>", "<a>-30</a><a>x</a>", r"opt\[cId=21\]/ra/<a>: not a number"),
-        ("<priceScan>50</priceScan><volScanPct>", "<volScanPct>",
-         r"series\[pe=202401S0\]/scanRate: missing <priceScan>"),
+        (
+            "<priceScan>50</priceScan><volScanPct>",
+            "<volScanPct>",
+            r"series\[pe=202401S0\]/scanRate: missing <priceScan>",
+        ),
         ("<pairedPoint>2</pairedPoint>", "<pairedPoint>20</pairedPoint>", r"pairedPoint"),
         ("<t>0.1</t><cvf>10</cvf>", "<t>soon</t><cvf>10</cvf>", r"series\[pe=202401S0\]/<t>: not a number"),
         ("<pfCode>STK</pfCode><name>STK FUT</name>", "<name>STK FUT</name>", r"futPf\[pfId=2\]: missing <pfCode>"),
@@ -457,9 +483,7 @@ def test_oracle_calendar_and_inter_spreads(takas):
     assert row.scan_risk == pytest.approx(0.0, abs=1e-9)
     assert row.intra_spreads == 3 and row.intra_charge == pytest.approx(3 * intra.rate)
     # an inter-commodity spread of the file: AKBNKE (side A) against XU030 (side B)
-    spread = next(
-        s for s in takas.inter_spreads if {leg.cc for leg in s.legs} == {"AKBNKE", "XU030"}
-    )
+    spread = next(s for s in takas.inter_spreads if {leg.cc for leg in s.legs} == {"AKBNKE", "XU030"})
     leg = {l.cc: l for l in spread.legs}
     xu = c[(c["cc"] == "XU030") & (c["kind"] == "FUT")].sort_values("month")["contract"].iloc[0]
     n_ak = leg["AKBNKE"].ratio * 2  # deltas for exactly two spreads (futures have delta 1)

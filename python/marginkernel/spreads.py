@@ -14,15 +14,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+
 @dataclass(frozen=True)
 class SpreadLeg:
     """One leg of a delta spread: ``ratio`` deltas of tier ``tier`` of commodity ``cc`` on side
-    ``side`` ('A' or 'B': legs marked A are on one side of the market, legs marked B on the other)."""
+    ``side`` ('A' or 'B': legs marked A are on one side of the market, legs marked B on the other).
+
+    ``period`` set: the leg is one contract period (a SPAN ``<pLeg>``: the deltas of the months whose
+    leading digits equal the period's) instead of a tier (``<tLeg>``); ``tier`` is then ignored."""
 
     cc: str
     tier: int
     side: str
     ratio: float
+    period: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,10 @@ class Tier:
     end: str | None = None
 
     def contains(self, month: str) -> bool:
-        return (self.start is None or month >= self.start) and (self.end is None or month <= self.end)
+        """``month`` within the bounds, compared on the bounds' own precision: a tier ending at
+        ``202606`` contains the weekly period ``20260630``."""
+        lo = self.start is None or month[: len(self.start)] >= self.start
+        return lo and (self.end is None or month[: len(self.end)] <= self.end)
 
 
 def tier_rows(tiers: Iterable[Tier], tn: int, months: list[str]) -> list[int]:
@@ -57,6 +65,23 @@ def tier_rows(tiers: Iterable[Tier], tn: int, months: list[str]) -> list[int]:
     if tier is None:
         return [] if tn != 0 else list(range(len(months)))
     return [k for k, mth in enumerate(months) if tier.contains(mth)]
+
+
+def period_month(period: str) -> str:
+    """The leading digits of a period code ('201605S0' -> '201605', '20260630' -> '20260630')."""
+    end = 0
+    while end < len(period) and period[end].isdigit():
+        end += 1
+    return period[:end] if end else period
+
+
+def leg_rows(leg: SpreadLeg, tiers: Iterable[Tier], months: list[str]) -> list[int]:
+    """Rows of ``months`` a leg takes deltas from: the months that start with its period's leading
+    digits (pLeg) or its tier (tLeg)."""
+    if leg.period is not None:
+        want = period_month(leg.period)  # a month leg (202401) takes every period of that month (20240104, ...)
+        return [k for k, mth in enumerate(months) if mth[: len(want)] == want]
+    return tier_rows(tiers, leg.tier, months)
 
 
 def delta_sign(x: float, tol: float) -> int:
@@ -75,10 +100,12 @@ def consume(deltas: np.ndarray, idx: list[int], sign: int, amount: float) -> Non
     deltas[idx] = sub - sign * side * min(amount / total, 1.0)
 
 
-def form_intra_spread(s: Spread, tiers, months: list[str], d: np.ndarray, tol: float, whole: bool) -> float:
+def form_intra_spread(  # noqa: PLR0917 -- positional since the first release (the add-ons call it so)
+    s: Spread, tiers: Iterable[Tier], months: list[str], d: np.ndarray, tol: float, whole: bool
+) -> float:
     """Form spread ``s`` on month deltas ``d`` (consumed in place); returns the number formed."""
-    legs = [(leg, tier_rows(tiers, leg.tier, months)) for leg in s.legs]
-    if len({leg.tier for leg in s.legs}) == 1:
+    legs = [(leg, leg_rows(leg, tiers, months)) for leg in s.legs]
+    if all(leg.period is None for leg in s.legs) and len({leg.tier for leg in s.legs}) == 1:
         if len(legs) != 2 or legs[0][0].side == legs[1][0].side:
             raise ValueError(
                 f"ccDef[cc={s.cc}]/dSpread[spread={s.number}]: legs in one tier must be two, one on side A "
@@ -103,16 +130,28 @@ def form_intra_spread(s: Spread, tiers, months: list[str], d: np.ndarray, tol: f
     tier_d = [float(d[idx].sum()) if idx else 0.0 for _, idx in legs]
     first_leg = legs[0][0]
     sign = delta_sign(tier_d[0], tol) * (1 if first_leg.side == "A" else -1)
-    if sign == 0 or any(delta_sign(td, tol) != (sign if leg.side == "A" else -sign) for (leg, _), td in zip(legs, tier_d)):
+    if sign == 0 or any(
+        delta_sign(td, tol) != (sign if leg.side == "A" else -sign) for (leg, _), td in zip(legs, tier_d, strict=True)
+    ):
         return 0.0
-    n = min(abs(td) / leg.ratio for (leg, _), td in zip(legs, tier_d))
+    n = min(abs(td) / leg.ratio for (leg, _), td in zip(legs, tier_d, strict=True))
     if whole:
         n = math.floor(n + tol)
     if n <= tol:
         return 0.0
-    for (leg, idx), td in zip(legs, tier_d):
+    for (leg, idx), td in zip(legs, tier_d, strict=True):
         consume(d, idx, delta_sign(td, tol), n * leg.ratio)
     return n
 
 
-__all__ = ["Spread", "SpreadLeg", "Tier", "consume", "delta_sign", "form_intra_spread", "tier_rows"]
+__all__ = [
+    "Spread",
+    "SpreadLeg",
+    "Tier",
+    "consume",
+    "delta_sign",
+    "form_intra_spread",
+    "leg_rows",
+    "period_month",
+    "tier_rows",
+]

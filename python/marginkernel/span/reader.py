@@ -1,0 +1,368 @@
+"""Streaming SPAN XML reader: ``iterparse`` over the file, one record at a time.
+
+Each ``<phy>`` and ``<fut>`` is read at its end event and then detached from the tree, each option
+series with its ``<opt>`` children at the series' end (one series in memory at a time), as are
+portfolios and commodity definitions once consumed, so memory holds the contracts kept (compact
+typed columns, see :class:`.model.Columns`), never the XML tree. Headers of a
+series or portfolio are read from the fields that precede their contracts (the schema's order).
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import os
+import xml.etree.ElementTree as ET
+from array import array
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import fields as F
+from . import records
+from .assemble import assemble
+from .commodities import CommodityDefs, add_commodity, add_inter_spreads
+from .model import LINEAR_PORTFOLIOS, OPTION_PORTFOLIOS, PF_TYPE, Columns, FileParams, SpanFile
+from .schema import check_children, kind_of
+
+_FLOATS = ("strike", "price", "value", "cvf", "vol", "delta", "t", "rate", "div_rate", "price_scan", "vol_scan")
+_OBJECTS = ("pf_code", "pf_type", "period", "kind", "vol_scan_kind")
+_CONTAINERS = {"spanFile", "pointInTime", "clearingOrg", "exchange"}
+#: tags whose end event does something (every other element waits for its parent's)
+_HANDLED = frozenset(
+    {
+        "opt",
+        "phy",
+        "fut",
+        "series",
+        *PF_TYPE,
+        "exchange",
+        "clearingOrg",
+        "pointInTime",
+        "spanFile",
+        "definitions",
+        "businessFunction",
+        "portfolio",
+        "pointDef",
+        "ccDef",
+        "interSpreads",
+        "curConv",
+        "superSpreads",
+        "superInterClearSpreads",
+        "interClearSpreads",
+        "debtPf",
+        "equityPf",
+        "fwdPf",
+        "IRSwapPf",
+        "CDSwapPf",
+        "eDebtPf",
+        "cmbPf",
+    }
+)
+
+
+class _Builder:
+    """Collects the records of one file while it streams; :meth:`finish` assembles the SpanFile."""
+
+    def __init__(self, products: Iterable[str] | None) -> None:
+        self.keep = None if products is None else {str(p) for p in products}
+        self.header: dict[str, Any] = {}
+        self.params: dict[str, Any] = {}
+        self.n_points: int | None = None
+        self.scan_points = pd.DataFrame()
+        self.delta_points = pd.DataFrame()
+        self.products: list[dict[str, Any]] = []
+        self.contracts = Columns(_FLOATS, ("pf_id", "c_id", "expiry_row"), _OBJECTS)
+        self.expiries: list[dict[str, Any]] = []
+        self.values = array("d")
+        self.keys: dict[tuple[int, int], int] = {}
+        self.und_refs: list[tuple[int, int, str] | None] = []
+        self.defs = CommodityDefs()
+        self.conversions: list[dict[str, Any]] = []
+        self.pf: dict[int, tuple[dict[str, Any], str] | None] = {}  # id(element) -> header, or None: skipped
+        self.series: dict[int, dict[str, Any]] = {}
+        self.n_org = 0
+
+    # ---- headers ------------------------------------------------------------------------------
+    def org_fields(self, org: ET.Element) -> None:
+        w = "pointInTime/clearingOrg"
+        self.header["clearing_org"] = F.text(org, "ec", w, "")
+        self.params = {
+            "look_ahead_years": F.num(org, "lookAheadYears", w, None, lo=0.0, hi=1.0),
+            "look_ahead_days": F.num(org, "lookAheadDays", w, None, lo=0.0, hi=366.0),
+            "days_per_year": F.num(org, "daysPerYear", w, None, lo=1.0, hi=366.0),
+            "cap_anov": F.flag(org, "capAnov", w),
+        }
+        if F.num(org, "minIntExDeltaPct", w, 0.0) != 0:
+            raise ValueError(f"{w}/<minIntExDeltaPct>: minimum inter-exchange delta percentages are not supported")
+
+    def portfolio(self, pf: ET.Element, exch: str) -> tuple[dict[str, Any], str] | None:
+        key = id(pf)
+        if key not in self.pf:
+            header, wpf = records.portfolio(pf, pf.tag, exch, PF_TYPE[pf.tag])
+            keep = self.keep is None or header["pf_code"] in self.keep
+            self.pf[key] = (header, wpf) if keep else None
+        return self.pf[key]
+
+    def need_points(self, where: str) -> int:
+        if self.n_points is None:
+            raise ValueError(f"{where}: <pointDef> must precede the contracts (schema order)")
+        return self.n_points
+
+    # ---- records ------------------------------------------------------------------------------
+    def add_contract(self, row: dict[str, Any], expiry_row: int) -> None:
+        key = (row["pf_id"], row["c_id"])
+        if key in self.keys:
+            raise ValueError(f"{row['where']}: duplicate contract (pfId {key[0]}, cId {key[1]})")
+        self.keys[key] = self.contracts.n
+        row["expiry_row"] = expiry_row
+        self.contracts.append(row)
+        self.values.extend(row["array"])
+        self.und_refs.append(row["und"])
+
+    def linear(self, c: ET.Element, pf_elem: ET.Element, exch: str) -> None:
+        got = self.portfolio(pf_elem, exch)
+        if got is None:
+            return
+        pf, wpf = got
+        row = records.linear_contract(c, c.tag, wpf, pf, self.need_points(wpf))
+        expiry_row = -1
+        if c.tag == "fut":
+            expiry_row = len(self.expiries)
+            und = row["und"]
+            self.expiries.append(
+                {
+                    k: row[k]
+                    for k in (
+                        "pf_id",
+                        "pf_code",
+                        "pf_type",
+                        "period",
+                        "setl_date",
+                        "t",
+                        "cvf",
+                        "rate",
+                        "div_rate",
+                        "price_scan",
+                        "vol_scan",
+                        "vol_scan_kind",
+                    )
+                }
+                | {"und_pf_id": -1 if und is None else und[0], "und_c_id": -1 if und is None else und[1]}
+            )
+        self.add_contract(row, expiry_row)
+
+    def series_head(self, series: ET.Element, pf_elem: ET.Element, exch: str) -> dict[str, Any] | None:
+        key = id(series)
+        if key not in self.series:
+            got = self.portfolio(pf_elem, exch)
+            if got is None:
+                self.series[key] = {}
+                return None
+            head = records.series_header(series, got[1], got[0])
+            head["expiry_row"] = len(self.expiries)
+            self.expiries.append({k: v for k, v in head.items() if k not in ("und", "where", "expiry_row")})
+            self.series[key] = head
+        return self.series[key] or None
+
+    def options(self, series: ET.Element, head: dict[str, Any]) -> None:
+        """Every ``<opt>`` of a complete series: all at once when every value passes (the common
+        case), else one by one through :func:`records.option`, which names the bad element."""
+        opts = series.findall("opt")
+        n_points = self.need_points(head["where"])
+        cols = records.options_fast(opts, head, n_points) if opts else None
+        if cols is None:
+            for opt in opts:
+                self.add_contract(records.option(opt, head, n_points), head["expiry_row"])
+            return
+        start = self.contracts.n
+        for j, c_id in enumerate(cols["c_id"]):
+            key = (head["pf_id"], c_id)
+            if key in self.keys:
+                raise ValueError(f"{head['where']}/opt[cId={c_id}]: duplicate contract (pfId {key[0]}, cId {c_id})")
+            self.keys[key] = start + j
+        n = len(opts)
+        same = {
+            k: [head[k]] * n
+            for k in (
+                "pf_id",
+                "pf_code",
+                "pf_type",
+                "period",
+                "t",
+                "rate",
+                "div_rate",
+                "price_scan",
+                "vol_scan",
+                "vol_scan_kind",
+                "expiry_row",
+            )
+        }
+        self.contracts.extend(
+            same | {k: cols[k] for k in ("c_id", "kind", "strike", "price", "value", "cvf", "vol", "delta")}, n
+        )
+        self.values.frombytes(cols["array"].astype(np.float64).tobytes())
+        self.und_refs.extend([head["und"]] * n)
+
+    def end_portfolio(self, pf: ET.Element, exch: str) -> None:
+        got = self.portfolio(pf, exch)
+        kind = kind_of(pf.tag)
+        if got is not None:
+            check_children(F.children(pf), kind, got[1])
+            self.products.append({k: v for k, v in got[0].items() if k != "cvf"})
+        self.pf.pop(id(pf), None)
+
+    def point_def(self, pdef: ET.Element) -> None:
+        r, scan, delta = records.point_def(pdef, "pointInTime/clearingOrg/pointDef")
+        if self.n_points is None or r == "1":
+            if self.contracts.n:
+                raise ValueError("pointInTime/clearingOrg/pointDef: must precede the contracts (schema order)")
+            self.scan_points, self.delta_points, self.n_points = scan, delta, len(scan)
+
+    def finish(self, root_tag: str | None) -> SpanFile:
+        if root_tag != "spanFile":
+            raise ValueError(f"root element: expected <spanFile>, got <{root_tag}>")
+        if self.n_org != 1:
+            raise ValueError(f"spanFile/pointInTime: expected one <clearingOrg>, got {self.n_org}")
+        if self.n_points is None:
+            raise ValueError("pointInTime/clearingOrg: missing <pointDef>")
+        return assemble(self, FileParams(**self.params))
+
+
+def _on_end(b: _Builder, elem: ET.Element, stack: list[ET.Element]) -> bool:
+    """Handle a completed element; True when it was consumed (and may be detached)."""
+    tag = elem.tag
+    parent = stack[-1].tag if stack else ""
+    if parent in LINEAR_PORTFOLIOS and tag in ("phy", "fut"):
+        if (tag == "phy") != (parent == "phyPf"):
+            raise ValueError(f"{parent}: a <{tag}> does not belong in a <{parent}>")
+        b.linear(elem, stack[-1], stack[-2].findtext("exch", "").strip())
+    elif parent in OPTION_PORTFOLIOS and tag == "series":
+        head = b.series_head(elem, stack[-1], stack[-2].findtext("exch", "").strip())
+        if head is not None:
+            check_children(F.children(elem), "series", head["where"])
+            b.options(elem, head)
+        b.series.pop(id(elem), None)
+    elif parent == "exchange" and tag in PF_TYPE:
+        b.end_portfolio(elem, stack[-1].findtext("exch", "").strip())
+    elif parent == "exchange" and tag != "exch":
+        return False
+    elif parent == "clearingOrg":
+        return _org_child(b, elem, stack[-1])
+    elif parent in ("spanFile", "pointInTime") and tag in ("definitions", "businessFunction", "portfolio"):
+        return True  # informational, dropped as soon as read
+    elif tag == "clearingOrg" and parent == "pointInTime":
+        b.n_org += 1
+        b.org_fields(elem)
+        check_children(F.children(elem), "clearingOrg", "pointInTime/clearingOrg")
+    elif tag in _CONTAINERS:
+        where = "spanFile" if tag == "spanFile" else f"{parent}/{tag}"
+        check_children(F.children(elem), tag, where)
+        if tag == "pointInTime":
+            if "date" in b.header:
+                raise ValueError("spanFile: expected one <pointInTime>, got 2")
+            b.header["date"] = F.text(elem, "date", "pointInTime")
+            b.header["is_settl"] = F.flag(elem, "isSetl", "pointInTime")
+        if tag == "spanFile":
+            b.header["file_format"] = F.text(elem, "fileFormat", "spanFile", "")  # optional in the schema
+            b.header["created"] = F.text(elem, "created", "spanFile", "")
+        return False
+    else:
+        return False
+    return True
+
+
+def _org_child(b: _Builder, elem: ET.Element, org: ET.Element) -> bool:
+    tag = elem.tag
+    where = "pointInTime/clearingOrg"
+    if tag == "pointDef":
+        b.point_def(elem)
+    elif tag == "ccDef":
+        add_commodity(b.defs, elem, len(b.defs.rows), where)
+    elif tag == "interSpreads":
+        add_inter_spreads(b.defs, elem, where)
+    elif tag == "curConv":
+        check_children(F.children(elem), "curConv", where + "/curConv")
+        b.conversions.append(
+            {
+                "from_cur": F.text(elem, "fromCur", where + "/curConv"),
+                "to_cur": F.text(elem, "toCur", where + "/curConv"),
+                "factor": F.num(elem, "factor", where + "/curConv", positive=True),
+            }
+        )
+    elif tag in ("superSpreads", "superInterClearSpreads", "interClearSpreads"):
+        if len(elem):
+            raise ValueError(f"{where}/<{tag}>: {tag} are not supported (they change the margin)")
+    elif tag == "exchange":
+        check_children(F.children(elem), "exchange", f"{where}/exchange")
+    elif tag == "fileFormat":
+        return False
+    else:
+        return False
+    return True
+
+
+def _stream(source: Any, label: str, products: Iterable[str] | None) -> SpanFile:
+    # The reader allocates millions of small objects and creates no reference cycles (ElementTree
+    # elements hold no parent links; records are plain values): the cyclic collector would only
+    # re-traverse the growing tables, a third of the time on a 60 MB file. Paused while reading.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _read(source, label, products)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _read(source: Any, label: str, products: Iterable[str] | None) -> SpanFile:
+    b = _Builder(products)
+    stack: list[ET.Element] = []
+    root_tag = None
+    try:
+        for event, elem in ET.iterparse(source, events=("start", "end")):
+            if event == "start":
+                if root_tag is None:
+                    root_tag = elem.tag
+                stack.append(elem)
+                continue
+            stack.pop()
+            if elem.tag in _HANDLED and _on_end(b, elem, stack) and stack:
+                elem.clear()
+                stack[-1].remove(elem)
+    except ET.ParseError as exc:
+        at = "/".join(e.tag for e in stack) or "start of file"
+        raise ValueError(f"{label}malformed SPAN XML (truncated or not well-formed) in {at}: {exc}") from None
+    if b.header.get("file_format") and not b.header["file_format"].startswith("4."):
+        raise ValueError(
+            f"spanFile/<fileFormat>: unsupported format {b.header['file_format']!r} (this reader handles 4.x)"
+        )
+    return b.finish(root_tag)
+
+
+def read_span(path: str | os.PathLike[str], *, products: Iterable[str] | None = None) -> SpanFile:
+    """Read a SPAN XML risk-parameter file (``.spn``, fileFormat 4.x) from ``path``, streaming.
+
+    ``products``: keep only the portfolios whose ``<pfCode>`` is listed (all when None); the other
+    contracts are skipped while streaming (commodity and spread definitions are always read)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{p}: not a regular file")
+    with open(p, "rb") as fh:
+        return _stream(fh, f"{p}: ", products)
+
+
+def parse_span(text: str | bytes, *, products: Iterable[str] | None = None) -> SpanFile:
+    """Parse SPAN XML held in memory (see :func:`read_span`)."""
+    data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    if isinstance(text, str) and data.lstrip().startswith(b"<?xml"):
+        # the declaration may name another encoding than the str's; drop it, the bytes are UTF-8
+        end = data.find(b"?>")
+        data = data[end + 2 :] if end >= 0 else data
+    return _stream(io.BytesIO(data), "", products)
+
+
+__all__ = ["parse_span", "read_span"]
