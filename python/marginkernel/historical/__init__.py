@@ -19,19 +19,13 @@ from .builder import historical_simulation
 from .history import PriceHistory, load_history, read_history
 from .simulate import HistoricalSpec, Simulator
 
-_LAZY = {
-    "backtest": "backtest",
-    "Backtest": "backtest",
-    "BacktestResult": "backtest",
-    "calibrate": "calibrate",
-    "stats": "stats",
-}
+_SUBMODULES = ("backtest", "calibrate", "plot", "stats")
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module = importlib.import_module(f".{_LAZY[name]}", __name__)
-        return module if name == _LAZY[name] and name in ("stats", "calibrate") else getattr(module, name)
+    # backtest and calibrate import the engine, which imports this package through the scenarios
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'marginkernel.historical' has no attribute {name!r}")
 
 

@@ -8,13 +8,14 @@ the anti-procyclicality buffer (1.10: a 10 % buffer). See docs/historical.md.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..scenarios import ScenarioSet
 from .simulate import HistoricalSpec, Simulator
 
 #: key types for the model loader (see marginkernel.scenarios.PARAM_TYPES); "table" and "date" are
 #: checked here, by HistoricalSpec
-PARAM_TYPES = {
+PARAM_TYPES: dict[str, str] = {
     "columns": "table",
     "history": "str",
     "as_of": "date",
@@ -35,11 +36,11 @@ PARAM_TYPES = {
 }
 
 
-def _day(value, key: str) -> str | None:
+def _day(value: object, key: str) -> str | None:
     if value is None:
         return None
     if hasattr(value, "isoformat"):  # a TOML date
-        return value.isoformat()[:10]
+        return str(value.isoformat())[:10]
     if not isinstance(value, str):
         raise ValueError(f"{key}: expected an ISO date, got {value!r}")
     return value
@@ -50,7 +51,7 @@ def historical_simulation(
     *,
     columns: Mapping[str, str] | None = None,
     history: str = "crypto-daily-usdt",
-    as_of=None,
+    as_of: object = None,
     lookback: int = 750,
     horizon: int = 2,
     weighting: str = "equal",
@@ -59,10 +60,10 @@ def historical_simulation(
     ewma_lambda: float = 0.94,
     ewma_seed_days: int = 30,
     vol_rule: str = "constant",
-    vol_beta: float | Mapping = 0.0,
+    vol_beta: float | Mapping[str, float] = 0.0,
     stress_weight: float = 0.0,
-    stress_start=None,
-    stress_end=None,
+    stress_start: object = None,
+    stress_end: object = None,
     stress_days: int = 250,
     floor_lookback: int = 0,
 ) -> ScenarioSet:
@@ -90,7 +91,7 @@ def historical_simulation(
     return sim.scenario_set(sim.row(spec.as_of))
 
 
-def spec_of(params: Mapping) -> HistoricalSpec:
+def spec_of(params: Mapping[str, Any]) -> HistoricalSpec:
     """The :class:`HistoricalSpec` of a model's ``[scenarios]`` parameters (without ``builder``)."""
     p = dict(params)
     for key in ("as_of", "stress_start", "stress_end"):

@@ -54,7 +54,7 @@ class PriceHistory:
     def index_of(self, day: str | np.datetime64, where: str = "as_of") -> int:
         """The row of a day (ISO string or datetime64), or an error naming ``where`` and the span."""
         try:
-            d = np.datetime64(day, "D")
+            d = np.datetime64(str(day), "D")
         except ValueError:
             raise ValueError(f"{where}: not an ISO date, got {day!r}") from None
         k = int((d - self.dates[0]).astype(int))
@@ -68,7 +68,7 @@ class PriceHistory:
 
 
 def _underlying_name(column: str) -> str:
-    return column.split("_")[0].upper()
+    return column.split("_", maxsplit=1)[0].upper()
 
 
 def _check_dates(frame: pd.DataFrame, name: str) -> np.ndarray:
@@ -79,9 +79,9 @@ def _check_dates(frame: pd.DataFrame, name: str) -> np.ndarray:
         k = int(bad[0])
         raise ValueError(f"{name}: line {k + 2}: column 'date': expected an ISO day YYYY-MM-DD, got {raw.iloc[k]!r}")
     days = parsed.to_numpy().astype("datetime64[D]")
-    step = np.diff(days).astype(int)
-    for k in np.flatnonzero(step != 1):
-        k = int(k)
+    step = np.asarray(np.diff(days).astype(int))
+    for gap in np.flatnonzero(step != 1):
+        k = int(gap)
         if step[k] == 0:
             raise ValueError(f"{name}: line {k + 3}: duplicate date {days[k + 1]} (also on line {k + 2})")
         if step[k] < 0:
@@ -93,7 +93,7 @@ def _check_dates(frame: pd.DataFrame, name: str) -> np.ndarray:
             f"{name}: line {k + 3}: gap of {step[k] - 1} day(s) between {days[k]} and {days[k + 1]}; "
             "a history needs one row per calendar day"
         )
-    return days
+    return np.asarray(days)
 
 
 def _check_prices(frame: pd.DataFrame, column: str, name: str, days: np.ndarray) -> np.ndarray:
@@ -104,7 +104,7 @@ def _check_prices(frame: pd.DataFrame, column: str, name: str, days: np.ndarray)
         got = frame[column].iloc[k]
         what = "price must be > 0" if np.isfinite(values[k]) else "expected a finite number"
         raise ValueError(f"{name}: line {k + 2} ({days[k]}): column {column!r}: {what}, got {got!r}")
-    return values
+    return np.asarray(values, dtype=np.float64)
 
 
 def read_history(path: str | Path, columns: Mapping[str, str] | None = None) -> PriceHistory:

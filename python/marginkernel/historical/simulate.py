@@ -47,7 +47,7 @@ class HistoricalSpec:
     ewma_lambda: float = 0.94
     ewma_seed_days: int = 30
     vol_rule: str = "constant"
-    vol_beta: float | Mapping = 0.0
+    vol_beta: float | Mapping[str, float] = 0.0
     stress_weight: float = 0.0
     stress_start: str | None = None
     stress_end: str | None = None
@@ -120,7 +120,7 @@ class Simulator:
         self._stress_fixed = None
         if spec.stress_start is not None:
             a = self.history.index_of(spec.stress_start, "stress_start")
-            b = self.history.index_of(spec.stress_end, "stress_end")
+            b = self.history.index_of(str(spec.stress_end), "stress_end")
             if b < a + spec.horizon:
                 raise ValueError(f"stress_end: {spec.stress_end} must be at least horizon days after stress_start")
             self._stress_fixed = (a, b)
@@ -148,15 +148,15 @@ class Simulator:
             now = np.sqrt(self.var[t])
             if s.floor_lookback:
                 now = np.maximum(now, self._long_vol(t))
-            return x * (now / np.sqrt(self.var[lo - 1 : t]))
+            return np.asarray(x * (now / np.sqrt(self.var[lo - 1 : t])))
         if s.floor_lookback:
             own = np.sqrt(np.mean(x**2, axis=0))
-            return x * np.maximum(1.0, self._long_vol(t) / np.where(own > 0, own, np.inf))
+            return np.asarray(x * np.maximum(1.0, self._long_vol(t) / np.where(own > 0, own, np.inf)))
         return x
 
     def _long_vol(self, t: int) -> np.ndarray:
         lo = max(1, t - self.spec.floor_lookback + 1)
-        return np.sqrt(np.mean(self.x[lo : t + 1] ** 2, axis=0))
+        return np.asarray(np.sqrt(np.mean(self.x[lo : t + 1] ** 2, axis=0)))
 
     def _stress_rows(self, t: int) -> np.ndarray:
         """End rows of the stressed period's h-day moves known on day t (end row <= t)."""
@@ -197,19 +197,33 @@ class Simulator:
         dates = self.history.dates
         return Moves(np.ascontiguousarray(r), p, dates[ends - h], dates[ends], stressed)
 
-    def scenario_set(self, t: int) -> ScenarioSet:
-        """The moves of day row ``t`` as a :class:`marginkernel.ScenarioSet`."""
+    def arrays(self, t: int) -> tuple[Moves, np.ndarray, np.ndarray, np.ndarray | None]:
+        """(moves, price multipliers, vol shifts, probabilities or None when equally likely) of day row t."""
         mv = self.moves(t)
         equal = self.spec.weighting == "equal" and not mv.stressed.any()
-        labels = tuple(f"{'stress ' if st else ''}{a}..{b}" for a, b, st in zip(mv.start, mv.end, mv.stressed))
-        spot_beta = self.spec.vol_rule == "spot_beta"
+        shift = (
+            self.beta[:, None] * mv.log_return if self.spec.vol_rule == "spot_beta" else np.zeros_like(mv.log_return)
+        )
+        return mv, np.exp(mv.log_return), shift, None if equal else mv.probability
+
+    @property
+    def vol_shock(self) -> str:
+        """How the kernel applies the vol shifts: additive vol points for "spot_beta", none otherwise."""
+        return "additive" if self.spec.vol_rule == "spot_beta" else "none"
+
+    def scenario_set(self, t: int) -> ScenarioSet:
+        """The moves of day row ``t`` as a :class:`marginkernel.ScenarioSet`."""
+        mv, mult, shift, prob = self.arrays(t)
+        labels = tuple(
+            f"{'stress ' if st else ''}{a}..{b}" for a, b, st in zip(mv.start, mv.end, mv.stressed, strict=True)
+        )
         return ScenarioSet(
             labels=labels,
-            price_multiplier=np.exp(mv.log_return),
-            vol_shift=self.beta[:, None] * mv.log_return if spot_beta else np.zeros_like(mv.log_return),
-            weight=np.ones_like(mv.log_return),
-            probability=None if equal else mv.probability,
-            vol_shock="additive" if spot_beta else "none",
+            price_multiplier=mult,
+            vol_shift=shift,
+            weight=np.ones_like(mult),
+            probability=prob,
+            vol_shock=self.vol_shock,
         )
 
     def row(self, as_of: str | None) -> int:
