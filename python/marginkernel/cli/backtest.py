@@ -97,7 +97,7 @@ def _print_text(res: Any) -> None:
         f"coverage {res.coverage:g}"
     )
     rows = [("", "model", "without APC")]
-    a, b = s["model"], s["no_apc"]
+    a, b = s["coverage"], s["coverage_no_apc"]
     rows.append(
         ("days / exceptions (expected)", f"{a['days']} / {a['exceptions']} ({a['expected']:.1f})", f"{b['exceptions']}")
     )

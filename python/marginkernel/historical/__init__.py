@@ -16,7 +16,7 @@ import importlib
 from typing import Any
 
 from .builder import historical_simulation
-from .history import PriceHistory, load_history, read_history
+from .history import PriceHistory, history_from_frame, load_history, read_history
 from .simulate import HistoricalSpec, Simulator
 
 _SUBMODULES = ("backtest", "calibrate", "plot", "stats")
@@ -29,4 +29,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'marginkernel.historical' has no attribute {name!r}")
 
 
-__all__ = ["HistoricalSpec", "PriceHistory", "Simulator", "historical_simulation", "load_history", "read_history"]
+__all__ = [
+    "HistoricalSpec",
+    "PriceHistory",
+    "Simulator",
+    "historical_simulation",
+    "history_from_frame",
+    "load_history",
+    "read_history",
+]

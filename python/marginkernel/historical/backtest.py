@@ -271,8 +271,8 @@ def run(
     )
     level = model.confidence if coverage is None else coverage
     result = {
-        "model": _stats.coverage_tests(exc, level),
-        "no_apc": _stats.coverage_tests(frame["exception_no_apc"].to_numpy(), level),
+        "coverage": _stats.coverage_tests(exc, level),
+        "coverage_no_apc": _stats.coverage_tests(frame["exception_no_apc"].to_numpy(), level),
         "procyclicality": _stats.procyclicality(margin, n_days),
         "procyclicality_no_apc": _stats.procyclicality(margin0, n_days),
         "start": str(dates[0]),
