@@ -328,3 +328,25 @@ def test_model_file_errors_name_file_and_key(tmp_path):
     p.write_text('[model]\nname = "x"\n[scenarios]\nbuilder = "historical_simulation"\nlookback = 300\n')
     with pytest.raises(ValueError, match=r"columns: required"):
         mk.load_model(str(p))
+
+
+def test_margin_by_blocks_equals_engine_margin():
+    from marginkernel.demo import demo_inputs
+    from marginkernel.historical.stream import margin_by_blocks
+
+    inst, market, _ = demo_inputs()
+    rng = np.random.default_rng(7)
+    ids = list(inst.ids)
+    rows = [
+        {"account": f"a{k // 4}", "instrument": ids[int(rng.integers(len(ids)))], "quantity": float(rng.normal(0, 10))}
+        for k in range(400)
+    ]
+    for name in ("hist-var99", "fhs-es975-apc"):
+        engine = mk.Engine(inst, market, mk.load_model(name))
+        want = engine.margin(rows).accounts["im"]
+        got = margin_by_blocks(engine, engine.book(rows), block=7)
+        np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-12, atol=1e-9)
+        assert list(got.index) == list(want.index)
+    engine = mk.Engine(inst, market, mk.load_model("deribit-pm"))
+    with pytest.raises(ValueError, match="margin_by_blocks computes account netting"):
+        margin_by_blocks(engine, engine.book(rows))
