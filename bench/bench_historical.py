@@ -28,12 +28,15 @@ import tempfile
 import time
 from pathlib import Path
 
+# isort: off
 import benchutil  # noqa: F401  (first: pins BLAS to one thread before NumPy loads)
+
+# isort: on
 import numpy as np
 import pandas as pd
-from benchutil import median_seconds, record
 
 import marginkernel as mk
+from benchutil import median_seconds, record
 from marginkernel.demo import demo_inputs
 from marginkernel.historical import backtest, load_history
 from marginkernel.historical.stream import margin_by_blocks
@@ -143,7 +146,8 @@ def part1(args: argparse.Namespace, history: Path) -> list[dict]:
             row = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(
-                f"  {s:>5} scenarios  {path:<7} {row['seconds']:8.2f} s   peak +{row['peak_growth_bytes'] / 2**30:6.2f} GiB"
+                f"  {s:>5} scenarios  {path:<7} {row['seconds']:8.2f} s   "
+                f"peak +{row['peak_growth_bytes'] / 2**30:6.2f} GiB"
                 f" = {row['peak_growth_bytes'] / row['pnl_bytes']:5.2f} x the P&L array "
                 f"({row['pnl_bytes'] / 2**30:.2f} GiB)",
                 flush=True,
