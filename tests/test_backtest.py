@@ -277,3 +277,20 @@ def test_chi2_sf_values():
     assert st.chi2_sf(3.841458820694124, 1) == pytest.approx(0.05, rel=1e-9)  # 95 % point of chi2(1)
     assert st.chi2_sf(5.991464547107979, 2) == pytest.approx(0.05, rel=1e-9)  # 95 % point of chi2(2)
     assert math.isclose(st.chi2_sf(0.0, 1), 1.0)
+
+
+def test_backtest_bad_arguments_and_inputs_untouched():
+    model = _model()
+    market0 = mk.Market.from_dict({"time": "2024-01-01T00:00:00Z", "spot": {"BTC": 40000.0, "ETH": 2000.0}})
+    engine = mk.Engine(_linear(), market0, model)
+    book = BOOK.copy()
+    with pytest.raises(ValueError, match="horizon: must be >= 1"):
+        backtest.run(model, engine, book, horizon=0)
+    with pytest.raises(ValueError, match="coverage: must be in"):
+        backtest.run(model, engine, book, coverage=1.0)
+    res = backtest.run(model, engine, book, start="2024-06-01", horizon=5)
+    pd.testing.assert_frame_equal(book, BOOK)  # not mutated
+    assert res.horizon == 5 and str(res.frame.index[-1])[:10] == "2024-12-26"
+    assert np.isfinite(res.frame.to_numpy(dtype=float)).all()
+    empty = backtest.run(model, engine, book.assign(quantity=0.0), start="2024-06-01")
+    assert (empty.frame["margin"] == 0).all() and empty.stats["coverage"]["exceptions"] == 0

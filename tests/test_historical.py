@@ -350,3 +350,60 @@ def test_margin_by_blocks_equals_engine_margin():
     engine = mk.Engine(inst, market, mk.load_model("deribit-pm"))
     with pytest.raises(ValueError, match="margin_by_blocks computes account netting"):
         margin_by_blocks(engine, engine.book(rows))
+
+
+def test_more_bad_model_values_name_the_key(tmp_path):
+    base = {"builder": "historical_simulation", "columns": {"BTC": "btc_usdt", "ETH": "eth_usdt"}, "lookback": 100}
+    cases = [
+        ({"as_of": "yesterday"}, "as_of: not an ISO date, got 'yesterday'"),
+        ({"columns": {"BTC": 3}}, "columns.BTC: expected a column name, got 3"),
+        ({"vol_rule": "spot_beta", "vol_beta": {"BTC": -0.5}}, "vol_beta: no value for underlying 'ETH'"),
+        (
+            {"stress_weight": 0.25, "stress_start": "2019-01-01", "stress_end": "2019-01-02"},
+            "stress_end: 2019-01-02 must be at least horizon days after stress_start",
+        ),
+        ({"columns": {"BTC": "btc"}}, "columns.BTC: no column 'btc'"),
+    ]
+    for extra, message in cases:
+        with pytest.raises(ValueError) as err:
+            mk.MarginModel.from_dict({"model": {"name": "x"}, "scenarios": {**base, **extra}})
+        assert message in str(err.value), (extra, str(err.value))
+    bad = tmp_path / "gappy.csv"
+    bad.write_text("date,btc_usdt\n" + "".join(f"2024-01-{d:02d},100\n" for d in (1, 2, 3, 5)))
+    with pytest.raises(ValueError, match=r"gappy\.csv: line 5: gap of 1 day\(s\) between 2024-01-03 and 2024-01-05"):
+        mk.MarginModel.from_dict(
+            {
+                "model": {"name": "x"},
+                "scenarios": {
+                    "builder": "historical_simulation",
+                    "history": str(bad),
+                    "columns": {"BTC": "btc_usdt"},
+                    "lookback": 2,
+                    "horizon": 1,
+                },
+            }
+        )
+
+
+def test_cli_margin_runs_a_historical_preset(capsys):
+    import json
+    import pathlib
+
+    from marginkernel.cli import main
+
+    root = pathlib.Path(mk.__file__).parent / "data"
+    args = [
+        "margin",
+        "--model",
+        "fhs-es975-apc",
+        "--instruments",
+        str(root / "demo_instruments.csv"),
+        "--market",
+        str(root / "demo_market.toml"),
+        str(root / "demo_positions.csv"),
+        "--json",
+    ]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    im = {a["account"]: a["im"] for a in out["accounts"]}
+    assert im["naked-short"] > 0 and im["perp-basis"] == 0

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import kernels
+from ..validation import integer, number
 from ..engine import Engine
 from ..model import MarginModel
 from . import stats as _stats
@@ -239,7 +240,9 @@ def run(
     spec = spec_of(model.scenario_params) if model.builder == BUILDER else None
     if history is None:
         history = load_history(spec.history, dict(spec.columns)) if spec else load_history()
-    h = horizon if horizon is not None else (spec.horizon if spec else 1)
+    h = integer(horizon, "horizon", lo=1) if horizon is not None else (spec.horizon if spec else 1)
+    if coverage is not None and not 0 < number(coverage, "coverage", lo=0.0, hi=1.0) < 1:
+        raise ValueError(f"coverage: must be in (0, 1), got {coverage!r}")
     first = Simulator(spec, engine.market.unit_underlying, history).first_day() if spec else 0
     lo = max(first, history.index_of(start, "start") if start else 0)
     hi = (history.index_of(end, "end") if end else history.n_days - 1) - h
