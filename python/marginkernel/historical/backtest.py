@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from .. import kernels
-from ..validation import integer, number
 from ..engine import Engine
 from ..model import MarginModel
+from ..validation import integer, number
 from . import stats as _stats
 from .builder import spec_of
 from .history import PriceHistory, load_history
@@ -213,9 +213,15 @@ def charged(requirement: np.ndarray, im_factor: float, release: bool) -> np.ndar
 
 
 def _without_apc(model: MarginModel) -> MarginModel:
+    """The model with its anti-procyclicality options off (itself when it has none)."""
     params = dict(model.scenario_params)
     if model.builder == BUILDER:
+        spec = spec_of(params)
+        if spec.stress_weight == 0 and spec.floor_lookback == 0 and model.im_factor == 1.0:
+            return model
         params.update(APC_OFF)
+    elif model.im_factor == 1.0:
+        return model
     return dataclasses.replace(model, scenario_params=params, im_factor=1.0)
 
 
@@ -257,7 +263,7 @@ def run(
     q = positions_path(positions, engine, dates)
     req, real = _run_one(model, engine, history, q, rows=rows, horizon=h)
     base = _without_apc(model)
-    req0, _ = _run_one(base, engine, history, q, rows=rows, horizon=h) if base != model else (req, real)
+    req0, _ = _run_one(base, engine, history, q, rows=rows, horizon=h) if base is not model else (req, real)
     margin = charged(req, model.im_factor, release)
     margin0 = req0
     exc = -real > margin
