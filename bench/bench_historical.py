@@ -235,7 +235,8 @@ def part2(args: argparse.Namespace) -> list[dict]:
             }
         )
         print(
-            f"  {name:<14} {days} days: backtest {sec:6.2f} s (with the run without APC when the model has APC); per-day Engine "
+            f"  {name:<14} {days} days: backtest {sec:6.2f} s (plus a run without APC if the model has APC); "
+            f"per-day Engine "
             f"path {base:7.1f} s (scaled from 30 days; one run) -> {base / sec:5.1f}x",
             flush=True,
         )
