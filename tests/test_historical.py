@@ -288,6 +288,16 @@ def test_engine_var_and_es_match_the_ore_order_statistic_rule():
     )
     # ES: the mean of the P&L at or below the VaR quantile = the 8 largest losses
     assert es_engine.margin(pos).accounts.loc["a", "im"] == pytest.approx(losses[:8].mean(), rel=1e-12)
+    # N = 1000 at 99 %: Np = 10 is an integer; the inverted CDF takes the 10th largest loss, ORE's
+    # ceil(N (1 - p))-th = 990th largest P&L is the 11th largest loss (docs/historical.md)
+    m1000 = mk.MarginModel.from_dict({**data, "scenarios": {**data["scenarios"], "lookback": 1000}})
+    k = np.arange(t - 999, t + 1)
+    pnl = -2.0 * 93000.0 * (btc[k] / btc[k - 2] - 1) + 30.0 * 3300.0 * (eth[k] / eth[k - 2] - 1)
+    losses = np.sort(-pnl)[::-1]
+    im = mk.Engine(_linear_book(), market, m1000).margin(pos).accounts.loc["a", "im"]
+    assert im == pytest.approx(losses[9], rel=1e-12)
+    ore_rank = math.ceil(1000 * (1 - 0.01))  # 990th largest P&L = 11th smallest
+    assert np.sort(pnl)[::-1][ore_rank - 1] == pytest.approx(-losses[10], rel=1e-12) and losses[10] < losses[9]
 
 
 def test_presets_load_run_and_are_dated():
