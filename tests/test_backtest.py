@@ -9,6 +9,9 @@ import struct
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st_h
+from hypothesis.extra import numpy as hnp
 
 import marginkernel as mk
 from marginkernel.cli import main
@@ -294,3 +297,22 @@ def test_backtest_bad_arguments_and_inputs_untouched():
     assert np.isfinite(res.frame.to_numpy(dtype=float)).all()
     empty = backtest.run(model, engine, book.assign(quantity=0.0), start="2024-06-01")
     assert (empty.frame["margin"] == 0).all() and empty.stats["coverage"]["exceptions"] == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seq=hnp.arrays(np.bool_, st_h.integers(2, 400)),
+    confidence=st_h.sampled_from([0.9, 0.95, 0.975, 0.99, 0.995]),
+)
+def test_statistics_against_scipy(seq, confidence):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    out = st.coverage_tests(seq, confidence)
+    n, x = len(seq), int(seq.sum())
+    for key, dof in (("kupiec", 1), ("christoffersen", 1), ("conditional_coverage", 2)):
+        lr = out[f"{key}_lr"]
+        assert lr >= 0.0 and np.isfinite(lr)
+        assert out[f"{key}_p"] == pytest.approx(scipy_stats.chi2.sf(lr, dof), rel=1e-9, abs=1e-15)
+    assert out["conditional_coverage_lr"] == pytest.approx(out["kupiec_lr"] + out["christoffersen_lr"], rel=1e-12)
+    assert st.binomial_cdf(x, n, 1 - confidence) == pytest.approx(
+        scipy_stats.binom.cdf(x, n, 1 - confidence), rel=1e-9, abs=1e-15
+    )
