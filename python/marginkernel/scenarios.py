@@ -410,3 +410,10 @@ PARAM_TYPES = {
         "lookahead_days": "number",
     },
 }
+
+# Historical simulation (marginkernel.historical, docs/historical.md) registers its builder here until
+# model types have their own registry; imported last because it builds on ScenarioSet above.
+from .historical import builder as _historical  # noqa: E402
+
+BUILDERS["historical_simulation"] = _historical.historical_simulation
+PARAM_TYPES["historical_simulation"] = _historical.PARAM_TYPES
