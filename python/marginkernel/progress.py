@@ -5,7 +5,7 @@ A *progress callback* is any callable ``callback(stage, done, total)``:
 ``stage``  what is being worked on: one of :data:`STAGES` (``"revalue"``, ``"margin"``,
            ``"partitions"``; code may add stages, a callback must accept any string);
 ``done``   units of work finished so far in that stage (0 when the stage starts);
-``total``  units of work of the stage (accounts for ``"margin"``, partitions for
+``total``  units of work of the stage (accounts with positions for ``"margin"``, partitions for
            ``"partitions"``, 1 for a stage that reports only its start and end).
 
 Calls for one stage come in order, ``done`` never decreases and the last call has

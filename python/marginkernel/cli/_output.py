@@ -130,8 +130,18 @@ def table_text(result: MarginResult, rows: pd.DataFrame | None = None, *, total:
     if not total:
         out = {c: v[:-1] for c, v in out.items()}
         names = names[:-1]
-    frame = pd.DataFrame(out, index=pd.Index(names, name="account"))
-    lines = frame.to_string(justify="left").split("\n")
+    return _align(names, out, left={"worst_unit", "worst_scenario"}, total=total)
+
+
+def _align(names: list[str], columns: dict[str, list[str]], *, left: set[str], total: bool) -> str:
+    """Fixed-width text: the account column and ``left`` columns left-aligned, numbers right-aligned."""
+    width0 = max(len("account"), *(len(n) for n in names)) if names else len("account")
+    cells = [["account".ljust(width0)] + [n.ljust(width0) for n in names]]
+    for name, values in columns.items():
+        width = max(len(name), *(len(v) for v in values)) if values else len(name)
+        pad = str.ljust if name in left else str.rjust
+        cells.append([pad(name, width)] + [pad(v, width) for v in values])
+    lines = ["  ".join(col[k] for col in cells).rstrip() for k in range(len(cells[0]))]
     if total and len(lines) > 2:
         lines.insert(len(lines) - 1, "-" * max(len(line) for line in lines))
     return "\n".join(lines)
@@ -210,7 +220,7 @@ def result_json(result: MarginResult, rows: pd.DataFrame | None = None) -> str:
         "accounts": records(accounts),
         "by_unit": records(by_unit),
     }
-    return json.dumps(payload, indent=1, allow_nan=False)
+    return json.dumps(payload, allow_nan=False, separators=(",", ":"))
 
 
 # -- files --------------------------------------------------------------------------------------
