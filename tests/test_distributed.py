@@ -65,6 +65,16 @@ def test_local_partitions_are_bitwise_identical(preset, partitions):
     assert list(got.accounts.index[-2:]) == ["nobody", "only-collateral"]
 
 
+def test_integer_account_names_keep_the_engines_index():
+    inst, mkt, positions, _ = random_book(seed=9)
+    positions["account"] = positions["account"].str[3:].astype(np.int64)
+    engine = mk.Engine(inst, mkt, mk.load_model("okx-pm"))
+    want = engine.margin(positions, [10_000])
+    got = distributed.margin(engine, positions, [10_000], partitions=5)
+    assert_identical(got, want)
+    assert got.accounts.index.dtype == want.accounts.index.dtype
+
+
 @pytest.mark.parametrize("mode", ["cross", "isolated"])
 def test_book_and_arrow_inputs_and_collateral_mapping(mode):
     inst, mkt, positions, _ = random_book(seed=3)

@@ -187,7 +187,12 @@ def concat(results: list[MarginResult], pnl: bool = True) -> MarginResult:
     first = results[0]
     if len(results) == 1 and pnl:
         return first
-    accounts = pd.concat([r.accounts for r in results]) if len(results) > 1 else first.accounts
+    accounts = first.accounts
+    if len(results) > 1:  # keep the index as the engine builds it (concat would infer int64 from int names)
+        index = first.accounts.index
+        names = np.concatenate([r.accounts.index.to_numpy() for r in results])
+        accounts = pd.concat([r.accounts for r in results])
+        accounts.index = pd.Index(names, dtype=index.dtype, name=index.name)
     units = [r.by_unit for r in results if len(r.by_unit)] or [first.by_unit]
     by_unit = pd.concat(units, ignore_index=True) if len(units) > 1 else units[0]
     shape = first.pnl.shape[1:]
