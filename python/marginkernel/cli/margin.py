@@ -140,10 +140,9 @@ def _client(args: argparse.Namespace, stack: ExitStack) -> Any:
 def _margin(
     args: argparse.Namespace, engine: Any, positions: Any, *, collateral: Any, client: Any, progress: Any
 ) -> Any:
-    from .. import distributed
-
     if client is None and args.partitions is None and not progress.enabled:
         return engine.margin(positions, collateral=collateral, mode=args.mode)
+    from .. import distributed
     partitions = args.partitions
     if partitions is None and client is None:  # blocks small enough for a progress bar that moves
         partitions = max(1, min(100, len(positions) // 20_000))
