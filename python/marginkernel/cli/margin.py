@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from contextlib import ExitStack
@@ -91,7 +92,7 @@ def _load(args: argparse.Namespace, clock: _Clock, progress: Any) -> tuple[Any, 
     from ..progress import notify
     from ._io import check_file, read_collateral, read_market, read_table
 
-    if args.model not in presets():
+    if args.model not in presets() and os.path.lexists(args.model):  # else load_model names the presets
         check_file(args.model, "model file")
     model = load_model(args.model)
     if not isinstance(model, MarginModel):
@@ -143,6 +144,7 @@ def _margin(
     if client is None and args.partitions is None and not progress.enabled:
         return engine.margin(positions, collateral=collateral, mode=args.mode)
     from .. import distributed
+
     partitions = args.partitions
     if partitions is None and client is None:  # blocks small enough for a progress bar that moves
         partitions = max(1, min(100, len(positions) // 20_000))
