@@ -247,33 +247,47 @@ def _run_dask(
     progress: ProgressCallback | None,
     client: Any,
 ) -> list[MarginResult]:
+    """Partitions go out a few at a time (two per worker in flight, the next one sent as one comes
+    back), so that a worker holds a couple of partitions, not the whole book."""
     import importlib
 
     as_completed: Any = importlib.import_module("distributed").as_completed
-
     token = uuid.uuid4().hex[:12]
     shared = client.scatter(engine, broadcast=True, hash=False)  # the risk arrays, once per worker
-    scattered = client.scatter(list(parts), hash=False)
-    futures = [
-        client.submit(_margin_part, shared, f, mode, pnl, key=f"marginkernel-{token}-{k}", pure=False)
-        for k, f in enumerate(scattered)
-    ]
-    index = {f.key: k for k, f in enumerate(futures)}
-    notify(progress, "partitions", 0, len(futures))
-    results: list[MarginResult | None] = [None] * len(futures)
+    window = max(2, 2 * _n_workers(client))
+    results: list[MarginResult | None] = [None] * len(parts)
+    flight: dict[str, tuple[int, Any, Any]] = {}  # task key -> (partition, task future, data future)
+    queue = iter(range(len(parts)))
+    done_set = as_completed()
+
+    def send() -> None:
+        k = next(queue, None)
+        if k is None:
+            return
+        data = client.scatter(parts[k], hash=False)
+        task = client.submit(_margin_part, shared, data, mode, pnl, key=f"marginkernel-{token}-{k}", pure=False)
+        flight[task.key] = (k, task, data)
+        done_set.add(task)
+
+    notify(progress, "partitions", 0, len(parts))
     try:
-        for done, future in enumerate(as_completed(futures), start=1):
-            k = index[future.key]
+        for _ in range(window):
+            send()
+        for done, future in enumerate(done_set, start=1):
+            k, task, data = flight.pop(future.key)
             try:
                 results[k] = future.result()
             except (ValueError, TypeError) as exc:
                 raise _global_rows(exc, parts[k]) from None
-            notify(progress, "partitions", done, len(futures))
+            finally:
+                task.release()
+                data.release()
+            send()
+            notify(progress, "partitions", done, len(parts))
     finally:
-        for f in futures:
-            f.release()
-        for f in scattered:
-            f.release()
+        for _, task, data in flight.values():
+            task.release()
+            data.release()
         shared.release()
     return [r for r in results if r is not None]
 
