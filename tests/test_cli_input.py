@@ -124,6 +124,12 @@ def test_duplicate_header_is_refused(files, capsys):
         (f"account,instrument,quantity\na,{PUT},-20\nb,{PUT},-20,7\n", 3, 4),  # one row too wide
         (f"account,instrument,quantity\nx,a,{PUT},-20\nx,b,{PUT},-20\n", 2, 4),  # every row too wide: no index shift
         (f"account,instrument,quantity\na,{PUT},-20\nb,{PUT}\n", 3, 2),  # one row too short
+        (
+            f"account,instrument,quantity\r\na,{PUT},-20\r\n\r\nb,{PUT},-20,7",
+            4,
+            4,
+        ),  # CRLF, blank line, no final newline
+        (f'account,instrument,quantity\n"a",{PUT},-20\n"b,c",{PUT}\n', 3, 2),  # quoted fields: the csv module counts
     ],
 )
 def test_ragged_rows_are_refused(files, capsys, text, line, fields):
