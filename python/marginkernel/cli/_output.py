@@ -173,18 +173,23 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
                     infinite.setdefault(k, {})[name] = 1 if arr[k] > 0 else -1
             columns.append(values)
         else:
-            columns.append(
-                [
-                    None
-                    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
-                    else (v if isinstance(v, str) else str(v))
-                    for v in col.to_numpy(dtype=object)
-                ]
-            )
+            columns.append(_text_values(col))
     rows = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
     for k, flags in infinite.items():
         rows[k]["infinite"] = flags
     return rows
+
+
+def _text_values(col: pd.Series) -> list[Any]:
+    """A column as a list of str / None (missing values None, other objects their text)."""
+    values = col.to_numpy(dtype=object)
+    missing = pd.isna(values)
+    if missing.any():
+        values = values.copy()
+        values[missing] = None
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return list(values.tolist())
+    return [v if v is None or isinstance(v, str) else str(v) for v in values.tolist()]
 
 
 def _plain_totals(tot: dict[str, Any]) -> dict[str, Any]:
