@@ -88,9 +88,9 @@ def _as_positions(positions: Any) -> Any:
     if isinstance(positions, (pd.DataFrame, Book)):
         return positions
     if hasattr(positions, "__arrow_c_stream__") or type(positions).__module__.startswith("pyarrow"):
-        from .cli._io import arrow_to_frame
+        import pyarrow as pa  # an Arrow table, or e.g. a polars DataFrame: columns as they are typed
 
-        return arrow_to_frame(positions, "positions")
+        return (positions if isinstance(positions, pa.Table) else pa.table(positions)).to_pandas()
     if isinstance(positions, Mapping):
         return pd.DataFrame(positions)
     if isinstance(positions, (str, bytes)) or not isinstance(positions, Iterable):
