@@ -176,3 +176,14 @@ def test_partitions_timings_and_workers_agree(files, capsys):
 def test_workers_and_scheduler_are_exclusive(files, capsys):
     assert run(files, "--workers", "1", "--scheduler", "tcp://127.0.0.1:1") == 2
     assert "give one of them" in capsys.readouterr().err
+
+
+def test_scheduler_address(files, capsys):
+    pytest.importorskip("distributed")
+    from distributed import LocalCluster
+
+    assert run(files, "--json") == 0
+    plain = capsys.readouterr().out
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        assert run(files, "--json", "--scheduler", cluster.scheduler_address) == 0
+    assert capsys.readouterr().out == plain
