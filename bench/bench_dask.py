@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import resource
 import time
 
@@ -138,7 +139,10 @@ def main() -> None:
             f"  LocalCluster {n} worker(s): {wall:7.2f} s  x{base / wall:.2f} vs 1 worker{extra}; "
             f"peak RSS per worker {', '.join(f'{p:,.0f}' for p in peaks)} MB"
         )
+    payload["load_average_1_5_15_min"] = list(os.getloadavg())  # the machine is shared: say how busy it was
     path = record("dask", payload)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"  load average (1, 5, 15 min) at the end: {load} on {os.cpu_count()} cores")
     print(f"  recorded in {path}")
 
 

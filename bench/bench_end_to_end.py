@@ -227,8 +227,11 @@ def main() -> None:
             "ours_s": t_ours,
             "ratio_vs_by_hand": t_hand / t_ours,
             "target_s": 1.0,
+            "load_average_1_5_15_min": list(os.getloadavg()),
         },
     )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"  load average (1, 5, 15 min) at the end: {load} on {os.cpu_count()} cores")
     print(f"  recorded in {path}")
 
 
