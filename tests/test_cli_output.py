@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from importlib import resources
 
 import numpy as np
@@ -144,6 +145,10 @@ def test_output_file_round_trips(files, capsys, suffix):
     assert run(files, "--collateral", str(files / "coll.toml"), "--output", str(out)) == 0
     assert f"wrote 6 accounts to {out}" in capsys.readouterr().out
     frame = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in files.iterdir() if p.name.startswith(".marginkernel-")] == []  # no temporary left
     want = expected(files).accounts
     assert list(frame["account"]) == list(want.index)
     for col in ["im", "mm", "equity", "available", "margin_ratio"]:

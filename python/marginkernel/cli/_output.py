@@ -261,6 +261,9 @@ def write_output(result: MarginResult, path: str, rows: pd.DataFrame | None = No
     directory = str(Path(path).resolve().parent)
     fd, tmp = tempfile.mkstemp(prefix=".marginkernel-", suffix=suffix, dir=directory)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # as a plain open() would create it (mkstemp makes it 0600)
     try:
         if suffix == ".csv":
             frame.to_csv(tmp, index=False)
