@@ -196,3 +196,39 @@ def test_dask_error_names_the_row(client):
     engine = mk.Engine(inst, mkt, mk.load_model("span"))
     with pytest.raises(ValueError, match="positions row 123: quantity must be finite, got inf"):
         distributed.margin(engine, positions, client=client, partitions=5)
+
+
+def _dask_frame(positions: pd.DataFrame, groups: list[list[str]]):
+    dd = pytest.importorskip("dask.dataframe")
+    frames = [positions[positions["account"].isin(g)] for g in groups]
+    return dd.concat([dd.from_pandas(f, npartitions=1) for f in frames])
+
+
+def test_dask_dataframe_partitions_are_margined_on_the_workers(client):
+    inst, mkt, positions, collateral = random_book(seed=13)
+    positions = positions.sort_values("account", kind="stable").reset_index(drop=True)  # whole accounts per file
+    names = list(dict.fromkeys(positions["account"]))
+    groups = [names[:10], names[10:35], names[35:]]
+    ddf = _dask_frame(positions, groups)
+    engine = mk.Engine(inst, mkt, mk.load_model("deribit-pm"))
+    # one Engine.margin call on the partitions concatenated (as Dask types them: strings may become
+    # Arrow strings, which changes dtypes, not values)
+    want = engine.margin(ddf.compute(), ["extra", names[3]], collateral=collateral)
+    rec = Recorder()
+    got = distributed.margin(engine, ddf, ["extra", names[3]], collateral=collateral, client=client, progress=rec)
+    assert_identical(got, want)
+    assert rec.calls[-1] == ("partitions", 3, 3)
+
+
+def test_dask_dataframe_refuses_split_accounts_and_names_the_partition(client):
+    inst, mkt, positions, _ = random_book(seed=13)
+    engine = mk.Engine(inst, mkt, mk.load_model("span"))
+    ddf = _dask_frame(positions, [["acc001", "acc002"], ["acc002", "acc003"]])  # acc002 in both
+    with pytest.raises(ValueError, match="account 'acc002' is in more than one partition"):
+        distributed.margin(engine, ddf, client=client)
+    bad = positions.copy()
+    bad.loc[bad["account"] == "acc003", "instrument"] = "NOPE"
+    with pytest.raises(ValueError, match=r"partition 1: positions row \d+: unknown instrument 'NOPE'"):
+        distributed.margin(engine, _dask_frame(bad, [["acc001"], ["acc003"]]), client=client)
+    with pytest.raises(ValueError, match="pass client="):
+        distributed.margin(engine, ddf)

@@ -58,8 +58,10 @@ def margin(
 ) -> MarginResult:
     """Margin ``positions`` on ``engine`` in partitions of whole accounts; see the module's notes.
 
-    ``positions``: a DataFrame, records, a :class:`marginkernel.Book`, or a ``pyarrow.Table`` (or
-    any object with the Arrow PyCapsule stream interface, e.g. a polars DataFrame).
+    ``positions``: a DataFrame, records, a :class:`marginkernel.Book`, a ``pyarrow.Table`` (or
+    any object with the Arrow PyCapsule stream interface, e.g. a polars DataFrame), or a Dask
+    DataFrame whose partitions each hold whole accounts (needs ``client``; the partitions are read
+    and margined on the workers, see :mod:`marginkernel._dask_frame`).
     ``client``: a ``dask.distributed.Client``, or None to run in this process, one partition after
     the other. ``partitions``: how many (default: one per :data:`PARTITION_POSITIONS` positions, at
     least two per worker with a client). ``progress``: a callback (:mod:`marginkernel.progress`),
@@ -69,6 +71,12 @@ def margin(
     """
     if not isinstance(engine, Engine):
         raise TypeError(f"engine: expected an Engine, got {type(engine).__name__}")
+    if _is_dask_frame(positions):
+        from ._dask_frame import margin_frame
+
+        return margin_frame(
+            engine, positions, accounts, collateral=collateral, client=client, mode=mode, pnl=pnl, progress=progress
+        )
     positions = _as_positions(positions)
     n_pos = len(positions.quantity) if isinstance(positions, Book) else len(positions)
     if partitions is None:
@@ -98,6 +106,10 @@ def _as_positions(positions: Any) -> Any:
             f"positions: expected a DataFrame, records, an Arrow table or a Book, got {type(positions).__name__}"
         )
     return pd.DataFrame(list(positions))
+
+
+def _is_dask_frame(value: Any) -> bool:
+    return type(value).__module__.split(".")[0] in ("dask", "dask_expr") and hasattr(value, "to_delayed")
 
 
 def _n_workers(client: Any) -> int:
@@ -188,16 +200,30 @@ def concat(results: list[MarginResult], pnl: bool = True) -> MarginResult:
     if len(results) == 1 and pnl:
         return first
     accounts = first.accounts
-    if len(results) > 1:  # keep the index as the engine builds it (concat would infer int64 from int names)
-        index = first.accounts.index
-        names = np.concatenate([r.accounts.index.to_numpy() for r in results])
-        accounts = pd.concat([r.accounts for r in results])
-        accounts.index = pd.Index(names, dtype=index.dtype, name=index.name)
+    if len(results) > 1:
+        accounts = _stack([r.accounts for r in results])
+        # the index as the engine builds it: pd.Index of the names' object array (concat would infer int64)
+        names = np.concatenate([r.accounts.index.to_numpy(dtype=object) for r in results])
+        accounts.index = pd.Index(names, name=first.accounts.index.name)
     units = [r.by_unit for r in results if len(r.by_unit)] or [first.by_unit]
-    by_unit = pd.concat(units, ignore_index=True) if len(units) > 1 else units[0]
+    by_unit = _stack(units).reset_index(drop=True) if len(units) > 1 else units[0]
     shape = first.pnl.shape[1:]
     arrays = np.concatenate([r.pnl for r in results], axis=0) if pnl else np.zeros((0, *shape))
     return dataclasses.replace(first, accounts=accounts, by_unit=by_unit, pnl=arrays)
+
+
+def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Frames one under the other. A column whose dtype differs between them (a frame of accounts
+    without positions has all-missing text columns, typed object) takes the first dtype that is not
+    object, as one engine call over all the rows would have typed it."""
+    out = pd.concat(frames)
+    for col in out.columns:
+        dtypes = [f[col].dtype for f in frames]
+        if len({str(d) for d in dtypes}) > 1:
+            target = next((d for d in dtypes if str(d) != "object"), None)
+            if target is not None:
+                out[col] = out[col].astype(target)
+    return out
 
 
 def _margin_part(engine: Engine, part: Partition, mode: str | None, pnl: bool) -> MarginResult:
