@@ -194,7 +194,8 @@ def test_cli_collateral_components_and_json(files, capsys):
     assert acc["calendar"]["equity"] == pytest.approx(98_000.0, rel=1e-12)  # 1 BTC, no haircut
     assert acc["naked-short"]["liquidation"] is True  # 5 BTC + 1,000 USDC against ~$650k MM
     assert acc["calendar"]["liquidation"] is False
-    assert acc["long-straddle"]["margin_ratio"] == "inf"  # no collateral: zero equity
+    # no collateral: zero equity, an infinite ratio; JSON has no inf: null plus a flag (docs/cli.md, issue 12.6)
+    assert acc["long-straddle"]["margin_ratio"] is None and acc["long-straddle"]["infinite"] == {"margin_ratio": 1}
     for a in acc.values():
         assert a["risk"] == pytest.approx(a["scan_risk"] + a["roll_shock"] + a["delta_shock"], rel=1e-12)
     assert run(files, None, "--collateral", str(files / "coll.toml"), "--mode", "isolated", positions="pos.csv") == 0

@@ -41,6 +41,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"marginkernel: error: {exc}", file=sys.stderr)
         return 2
+    except OverflowError as exc:  # safety net: a number of the input too large for the arithmetic
+        print(f"marginkernel: error: a value of the input is out of range ({exc})", file=sys.stderr)
+        return 2
+    except RecursionError:
+        print("marginkernel: error: an input is nested too deeply", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("marginkernel: error: out of memory (a smaller book, or --workers / --scheduler)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("marginkernel: interrupted", file=sys.stderr)
+        return 130
 
 
 __all__ = ["COMMANDS", "build_parser", "main"]

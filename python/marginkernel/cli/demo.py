@@ -17,18 +17,24 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import __version__, kernels
     from ..demo import PRESET, run_demo
-    from ._io import result_json, table_text
+    from ._output import result_json, table_text
 
+    if args.threads < 1:
+        raise ValueError(f"--threads: must be >= 1, got {args.threads}")
     start = time.perf_counter()
     engine, result = run_demo(threads=args.threads)
     elapsed = time.perf_counter() - start
     if args.json:
         print(result_json(result))
         return 0
-    print(f"marginkernel {__version__} demo: {len(engine.instruments)} instruments x "
-          f"{engine.scenario_set.n_scenarios} scenarios, model '{PRESET}', SIMD {kernels.simd_target()}")
-    print("IM / MM in USD, with the scan risk and each add-on; worst scenario of the netting node "
-          "(settlement currency) that costs most\n")
+    print(
+        f"marginkernel {__version__} demo: {len(engine.instruments)} instruments x "
+        f"{engine.scenario_set.n_scenarios} scenarios, model '{PRESET}', SIMD {kernels.simd_target()}"
+    )
+    print(
+        "IM / MM in USD, with the scan risk and each add-on; worst scenario of the netting node "
+        "(settlement currency) that costs most\n"
+    )
     print(table_text(result))
     print(f"\n{len(result.accounts)} accounts margined in {elapsed * 1e3:.1f} ms")
     return 0
