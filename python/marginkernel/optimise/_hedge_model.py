@@ -35,6 +35,8 @@ class Problem:
     y: np.ndarray  # columns of the hedge variables
     hedge_instrument: np.ndarray
     lot: np.ndarray
+    r_cols: np.ndarray  # requirement variable of each netting node
+    r_usd: np.ndarray  # its reporting-currency value per unit (node FX / report FX)
 
 
 def check_model(engine) -> None:
@@ -75,9 +77,9 @@ class Builder:
     """Builds the problem for one account: book quantities q0 (instrument -> quantity) and hedges."""
 
     def __init__(self, engine, q0: dict[int, float], inst: np.ndarray, lot: np.ndarray, lo: np.ndarray,
-                 hi: np.ndarray, cost: np.ndarray, integer: bool):
+                 hi: np.ndarray, cost: np.ndarray, integer: bool, lp: LP | None = None):
         self.e = engine
-        self.lp = LP()
+        self.lp = LP() if lp is None else lp
         self.inst, self.lot = inst, lot
         self.y = np.array([self.lp.var(1, lo[h], hi[h], 0.0, integer)[0] for h in range(len(inst))], dtype=np.int64)
         for h in range(len(inst)):  # cost_h |lot_h y_h| through z_h >= +-y_h
@@ -254,10 +256,13 @@ class Builder:
             return add(zero, *terms)
         raise ValueError(f"addons.{a.name}: not supported by the hedge LP")  # pragma: no cover - checked first
 
-    def build(self) -> Problem:
+    def build(self, factor: float | None = None) -> Problem:
+        """Requirement variables r_n of every node, with objective coefficient `factor` (default
+        im_factor) times node FX / report FX: the objective then holds IM (+ the costs)."""
         e, model, m = self.e, self.e.model, self.e.market
         params = [a.resolve(list(m.units), list(m.unit_underlying)) for a in model.addons]
-        to_report = model.im_factor / report_fx(e)
+        factor = model.im_factor if factor is None else factor
+        r_cols, r_usd = [], []
         for node_fx, units, kids in self.nodes():
             s = self.scan(kids)
             adds: Expr = var_expr(s)
@@ -268,7 +273,9 @@ class Builder:
                     adds = add(adds, total)
                 else:
                     floors.append(total)
-            r = int(self.lp.var(1, 0.0, np.inf, to_report * node_fx)[0])
+            r = int(self.lp.var(1, 0.0, np.inf, factor * node_fx / report_fx(e))[0])
+            r_cols.append(r)
+            r_usd.append(node_fx / report_fx(e))
             for piece in (adds, *floors):
                 self.lp.le(add(piece, var_expr(r, -1.0)))
-        return Problem(self.lp, self.y, self.inst, self.lot)
+        return Problem(self.lp, self.y, self.inst, self.lot, np.array(r_cols, np.int64), np.array(r_usd))
