@@ -16,7 +16,7 @@ from .. import __version__
 from .._core import InputError
 
 #: the command modules, in the order ``--help`` lists them
-COMMANDS = ("demo", "margin", "presets", "explain")
+COMMANDS = ("demo", "margin", "presets", "explain", "stress", "optimise")
 
 
 def build_parser() -> argparse.ArgumentParser:

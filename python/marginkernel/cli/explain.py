@@ -9,13 +9,18 @@ from typing import Any
 from ..model import presets
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser("explain", help="why is my margin this number: contributions per position")
+def add_engine_args(p: Any) -> None:
+    """Positions, model, instruments, market and collateral arguments (explain, stress, optimise)."""
     p.add_argument("positions", help="CSV or Parquet with columns account, instrument, quantity")
     p.add_argument("--model", required=True, help=f"a preset ({', '.join(presets())}) or a model TOML file")
     p.add_argument("--instruments", required=True, help="CSV or Parquet of instrument definitions")
     p.add_argument("--market", required=True, help="market snapshot, TOML or JSON")
     p.add_argument("--collateral", help="collateral balances (as for `marginkernel margin`)")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("explain", help="why is my margin this number: contributions per position")
+    add_engine_args(p)
     p.add_argument("--account", help="explain this account only (an account without positions gives no rows)")
     p.add_argument("--mode", choices=["cross", "isolated"], help="override the model's margin mode")
     p.add_argument("--json", action="store_true", help="machine-readable output")
