@@ -25,6 +25,9 @@ def register(sub: Any) -> None:
     p.add_argument("--mode", choices=["cross", "isolated"], help="override the model's margin mode")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--plot", metavar="FILE", help="write a PNG of the contributions by position (needs matplotlib)")
+    p.add_argument("--heatmap", metavar="FILE", help="write a PNG of the scenario P&L heat map (price x vol) of "
+                                                     "--account (default: the first account), binding scenario marked")
+    p.add_argument("--breakdown", metavar="FILE", help="write a PNG of the margin breakdown per account")
     p.set_defaults(func=run)
 
 
@@ -60,6 +63,13 @@ def run(args: argparse.Namespace) -> int:
         from ..plots import contributions
 
         contributions(ex, args.plot)
+    if args.heatmap or args.breakdown:
+        from ..plots import breakdown, heatmap
+
+        if args.heatmap and len(ex.positions):
+            heatmap(engine, ex.result, args.account if args.account is not None else ex.accounts.index[0], args.heatmap)
+        if args.breakdown:
+            breakdown(ex.result, args.breakdown)
     accounts = ex.accounts.reset_index()
     accounts["account"] = accounts["account"].astype(str)
     cols = ["account", "im", "mm", "scan_risk", *ex.components, "contributions", "equity", "collateral_value"]
