@@ -118,10 +118,11 @@ def explain(
         frame["marginal"] = _variants.marginal(engine, tree, nd, per_pos[0])
     pos_frame = pd.DataFrame(frame)
     acc = result_accounts.copy()
-    sums = pos_frame.groupby("account")["contribution"].sum() if len(pos_frame) else pd.Series(dtype=float)
-    acc["contributions"] = [float(sums.get(a, 0.0)) for a in acc.index]
+    sums = pos_frame.groupby("account", sort=False)["contribution"].sum() if len(pos_frame) else pd.Series(dtype=float)
+    acc["contributions"] = sums.reindex(acc.index, fill_value=0.0).to_numpy(float)
     coll = _collateral_rows(engine, collateral)
     if account is not None:
         coll = coll[coll["account"] == account].reset_index(drop=True)
-    acc["collateral_value"] = [float(coll.loc[coll["account"] == a, "value"].sum()) for a in acc.index]
+    values = coll.groupby("account", sort=False)["value"].sum() if len(coll) else pd.Series(dtype=float)
+    acc["collateral_value"] = values.reindex(acc.index, fill_value=0.0).to_numpy(float)
     return Explanation(pos_frame, acc, coll, result, model.currency, comps)

@@ -79,8 +79,7 @@ def _positions(engine, positions, accounts: Iterable | None, mode: str):
         iso = np.full(len(qty), mode == "isolated")
     else:
         frame = positions if isinstance(positions, pd.DataFrame) else pd.DataFrame(list(positions))
-        index = {n: k for k, n in enumerate(names)}
-        acc = np.array([index[a] for a in frame["account"]], dtype=np.int64) if len(frame) else np.zeros(0, np.int64)
+        acc = pd.Index(names, dtype=object).get_indexer(pd.Index(frame["account"], dtype=object)).astype(np.int64)
         inst = pd.Index(engine.instruments.ids).get_indexer(pd.Index(frame["instrument"])) if len(frame) else acc
         qty = pd.to_numeric(frame["quantity"]).to_numpy(dtype=float) if len(frame) else np.zeros(0)
         if "margin_mode" in frame.columns:
