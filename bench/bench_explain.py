@@ -15,11 +15,10 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchutil import machine, median_seconds, record  # noqa: E402
-
-import marginkernel as mk  # noqa: E402
-from marginkernel.demo import demo_inputs  # noqa: E402
-from marginkernel.explain import explain  # noqa: E402
+import marginkernel as mk
+from benchutil import machine, median_seconds, record
+from marginkernel.demo import demo_inputs
+from marginkernel.explain import explain
 
 
 def book(n_accounts: int, ids: list[str], seed: int = 7) -> pd.DataFrame:
@@ -27,7 +26,11 @@ def book(n_accounts: int, ids: list[str], seed: int = 7) -> pd.DataFrame:
     rows = []
     for a in range(n_accounts):
         for i in rng.choice(len(ids), size=rng.integers(2, 7), replace=False):
-            q = rng.choice([-1, 1]) * rng.integers(1, 50) * (1000 if "-" not in ids[i][4:] or ids[i].count("-") == 1 else 1)
+            q = (
+                rng.choice([-1, 1])
+                * rng.integers(1, 50)
+                * (1000 if "-" not in ids[i][4:] or ids[i].count("-") == 1 else 1)
+            )
             rows.append((f"acc{a}", ids[i], float(q)))
     return pd.DataFrame(rows, columns=["account", "instrument", "quantity"])
 
@@ -35,7 +38,7 @@ def book(n_accounts: int, ids: list[str], seed: int = 7) -> pd.DataFrame:
 def loo_book(positions: pd.DataFrame) -> pd.DataFrame:
     """Every account without each of its positions, as one book of pseudo-accounts."""
     parts = []
-    for k, (acc, g) in enumerate(positions.groupby("account", sort=False)):
+    for _k, (acc, g) in enumerate(positions.groupby("account", sort=False)):
         for j in range(len(g)):
             parts.append(g.drop(g.index[j]).assign(account=f"{acc}#{j}"))
     return pd.concat(parts, ignore_index=True)
@@ -60,27 +63,43 @@ def main() -> None:
     ex = explain(eng, pos, marginal=False)
     base = eng.margin(pos).accounts["im"]
     im_loo = eng.margin(loo).accounts["im"]
-    brute = np.array([base[a] - im_loo[f"{a}#{j}"] for a, g in pos.groupby("account", sort=False) for j in range(len(g))])
+    brute = np.array(
+        [base[a] - im_loo[f"{a}#{j}"] for a, g in pos.groupby("account", sort=False) for j in range(len(g))]
+    )
     order = ex.positions.sort_values(["account"], kind="stable")
     err = float(np.max(np.abs(np.sort(ex.positions["incremental"].to_numpy()) - np.sort(brute))))
     m = machine()
-    print(f"explain bench: {args.accounts} accounts, {n_pos} positions, preset {args.preset}, "
-          f"{eng.scenario_set.n_scenarios} scenarios; CPU {m['cpu']}, SIMD {m['simd_targets']}")
+    print(
+        f"explain bench: {args.accounts} accounts, {n_pos} positions, preset {args.preset}, "
+        f"{eng.scenario_set.n_scenarios} scenarios; CPU {m['cpu']}, SIMD {m['simd_targets']}"
+    )
     print(f"  plain margin run                      {t_margin * 1e3:9.1f} ms")
     print(f"  explain: contributions                {t_contrib * 1e3:9.1f} ms  ({t_contrib / t_margin:5.1f} x margin)")
     print(f"  explain: + incremental (C++ kernel)   {t_incr * 1e3:9.1f} ms  ({t_incr / t_margin:5.1f} x margin)")
     print(f"  explain: + marginal                   {t_full * 1e3:9.1f} ms  ({t_full / t_margin:5.1f} x margin)")
-    print(f"  baseline: re-margin {len(loo)}-row leave-one-out book {t_loo * 1e3:9.1f} ms "
-          f"(incremental part {t_loo / max(t_incr - t_contrib, 1e-9):5.1f} x slower than ours)")
+    print(
+        f"  baseline: re-margin {len(loo)}-row leave-one-out book {t_loo * 1e3:9.1f} ms "
+        f"(incremental part {t_loo / max(t_incr - t_contrib, 1e-9):5.1f} x slower than ours)"
+    )
     print(f"  max |incremental - brute force| = {err:.3g} (largest IM {base.max():.6g})")
     del order
-    out = record("explain", {
-        "accounts": args.accounts, "positions": n_pos, "preset": args.preset,
-        "scenarios": eng.scenario_set.n_scenarios, "margin_ms": t_margin * 1e3, "contributions_ms": t_contrib * 1e3,
-        "incremental_ms": t_incr * 1e3, "full_ms": t_full * 1e3, "loo_baseline_ms": t_loo * 1e3,
-        "ratio_full_over_margin": t_full / t_margin, "max_abs_error_incremental": err,
-        "command": "PYTHONPATH=python python bench/bench_explain.py " + " ".join(sys.argv[1:]),
-    })
+    out = record(
+        "explain",
+        {
+            "accounts": args.accounts,
+            "positions": n_pos,
+            "preset": args.preset,
+            "scenarios": eng.scenario_set.n_scenarios,
+            "margin_ms": t_margin * 1e3,
+            "contributions_ms": t_contrib * 1e3,
+            "incremental_ms": t_incr * 1e3,
+            "full_ms": t_full * 1e3,
+            "loo_baseline_ms": t_loo * 1e3,
+            "ratio_full_over_margin": t_full / t_margin,
+            "max_abs_error_incremental": err,
+            "command": "PYTHONPATH=python python bench/bench_explain.py " + " ".join(sys.argv[1:]),
+        },
+    )
     print(f"  recorded {out}")
 
 

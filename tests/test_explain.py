@@ -132,7 +132,7 @@ def test_marginal_equals_finite_difference_away_from_kinks(name):
         q = row["quantity"]
         h = 1e-5 * abs(q)
 
-        def im(dq, row=row):
+        def im(dq, row=row, k=k, q=q):
             book = frame[["account", "instrument", "quantity"]].copy()
             book.loc[k, "quantity"] = q + dq
             return eng.margin(book[book["account"] == row["account"]]).accounts.loc[row["account"], "im"]
@@ -254,23 +254,23 @@ def test_incremental_scan_kernel_equals_reference(args):
 
 def test_kernel_bad_input_names_the_field():
     pnl = np.zeros((1, 2))
-    ok = dict(
-        child_pnl=pnl,
-        child_gain=np.ones(1),
-        child_count=np.ones(1, np.int64),
-        child_scale=np.ones(1),
-        node_start=np.array([0, 1], np.int64),
-        node_cap=np.array([np.inf]),
-        measure=0,
-        confidence=0.9,
-        probability=None,
-        risk=np.zeros((1, 2)),
-        weight=np.ones((1, 2)),
-        instrument=np.zeros(1, np.int32),
-        unit=np.zeros(1, np.int32),
-        child=np.zeros(1, np.int64),
-        quantity=np.ones(1),
-    )
+    ok = {
+        "child_pnl": pnl,
+        "child_gain": np.ones(1),
+        "child_count": np.ones(1, np.int64),
+        "child_scale": np.ones(1),
+        "node_start": np.array([0, 1], np.int64),
+        "node_cap": np.array([np.inf]),
+        "measure": 0,
+        "confidence": 0.9,
+        "probability": None,
+        "risk": np.zeros((1, 2)),
+        "weight": np.ones((1, 2)),
+        "instrument": np.zeros(1, np.int32),
+        "unit": np.zeros(1, np.int32),
+        "child": np.zeros(1, np.int64),
+        "quantity": np.ones(1),
+    }
     assert _core.incremental_scan(**ok)[0] == 0.0
     with pytest.raises(mk.InputError, match="instrument"):
         _core.incremental_scan(**{**ok, "instrument": np.array([3], np.int32)})

@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-BLOCKS = [(name, k, block) for name in ("explain.md", "stress.md", "optimise.md")
-          for k, block in enumerate(re.findall(r"```python\n(.*?)```", (DOCS / name).read_text(), re.S))]
+BLOCKS = [
+    (name, k, block)
+    for name in ("explain.md", "stress.md", "optimise.md")
+    for k, block in enumerate(re.findall(r"```python\n(.*?)```", (DOCS / name).read_text(), re.S))
+]
 
 
 @pytest.mark.parametrize("name, k, code", BLOCKS, ids=[f"{n}-{k}" for n, k, _ in BLOCKS])

@@ -8,13 +8,13 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from matplotlib import image  # noqa: E402
+from matplotlib import image
 
-import marginkernel as mk  # noqa: E402
-from marginkernel import plots, stress  # noqa: E402
-from marginkernel.cli import main as cli_main  # noqa: E402
-from marginkernel.demo import demo_inputs  # noqa: E402
-from marginkernel.explain import explain  # noqa: E402
+import marginkernel as mk
+from marginkernel import plots, stress
+from marginkernel.cli import main as cli_main
+from marginkernel.demo import demo_inputs
+from marginkernel.explain import explain
 
 INST, MKT, POS = demo_inputs()
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -51,18 +51,42 @@ def test_breakdown_and_contributions(engine, tmp_path):
 
 
 def test_stress_results(engine, tmp_path):
-    sections = {"stress": stress.run(engine, POS, [stress.Stress("crash", {"default": -0.3})]),
-                "historical": stress.replay(engine, POS, (1,), top=1)}
+    sections = {
+        "stress": stress.run(engine, POS, [stress.Stress("crash", {"default": -0.3})]),
+        "historical": stress.replay(engine, POS, (1,), top=1),
+    }
     plots.stress_results(sections, tmp_path / "s.png")
     check_png(tmp_path / "s.png")
 
 
 def test_cli_writes_plots(tmp_path, capsys):
     d = str(Path(__file__).resolve().parents[1] / "python" / "marginkernel" / "data")
-    args = [f"{d}/demo_positions.csv", "--model", "deribit-pm", "--instruments", f"{d}/demo_instruments.csv",
-            "--market", f"{d}/demo_market.toml"]
-    assert cli_main(["explain", *args, "--plot", str(tmp_path / "x.png"), "--heatmap", str(tmp_path / "h.png"),
-                     "--breakdown", str(tmp_path / "b.png"), "--account", "naked-short"]) == 0
+    args = [
+        f"{d}/demo_positions.csv",
+        "--model",
+        "deribit-pm",
+        "--instruments",
+        f"{d}/demo_instruments.csv",
+        "--market",
+        f"{d}/demo_market.toml",
+    ]
+    assert (
+        cli_main(
+            [
+                "explain",
+                *args,
+                "--plot",
+                str(tmp_path / "x.png"),
+                "--heatmap",
+                str(tmp_path / "h.png"),
+                "--breakdown",
+                str(tmp_path / "b.png"),
+                "--account",
+                "naked-short",
+            ]
+        )
+        == 0
+    )
     for name in ("x", "h", "b"):
         check_png(tmp_path / f"{name}.png")
     assert cli_main(["stress", *args, "--historical", "1", "--top", "1", "--plot", str(tmp_path / "s.png")]) == 0

@@ -17,11 +17,13 @@ EXP = "2026-12-27T08:00:00Z"
 
 
 def engine():
-    inst = mk.Instruments.from_records([
-        {"id": "F", "kind": "future", "underlying": "BTC", "expiry": EXP},
-        {"id": "G", "kind": "future", "underlying": "ETH", "expiry": EXP},
-        {"id": "C", "kind": "call", "underlying": "BTC", "strike": 100_000.0, "expiry": EXP},
-    ])
+    inst = mk.Instruments.from_records(
+        [
+            {"id": "F", "kind": "future", "underlying": "BTC", "expiry": EXP},
+            {"id": "G", "kind": "future", "underlying": "ETH", "expiry": EXP},
+            {"id": "C", "kind": "call", "underlying": "BTC", "strike": 100_000.0, "expiry": EXP},
+        ]
+    )
     mkt = mk.Market.from_dict({"time": T0, "spot": {"BTC": 100_000.0, "ETH": 4_000.0}, "vols": {"C": 0.6}})
     return mk.Engine(inst, mkt, mk.MarginModel(name="t", builder="range_points"))
 
@@ -30,8 +32,12 @@ BOOK = pd.DataFrame({"account": ["a", "a", "b"], "instrument": ["F", "G", "C"], 
 
 
 def test_user_stress_linear_moves_by_hand():
-    out = stress.run(engine(), BOOK, [stress.Stress("crash", {"BTC": -0.3, "ETH": -0.4})],
-                     collateral={"a": {"USD": 1e5}, "b": {"USD": 0.0}}).set_index("account")
+    out = stress.run(
+        engine(),
+        BOOK,
+        [stress.Stress("crash", {"BTC": -0.3, "ETH": -0.4})],
+        collateral={"a": {"USD": 1e5}, "b": {"USD": 0.0}},
+    ).set_index("account")
     # long 2 BTC futures lose 2 x 30,000; short 10 ETH futures gain 10 x 1,600
     assert out.loc["a", "pnl"] == pytest.approx(-60_000.0 + 16_000.0, rel=1e-12)
     assert out.loc["a", "equity_after"] == pytest.approx(1e5 - 44_000.0, rel=1e-12)
@@ -86,8 +92,12 @@ def test_replay_ranks_the_worst_joint_move_for_a_long_future():
 def test_reverse_stress_finds_the_exhausting_move():
     eng = engine()
     book = BOOK[BOOK.account == "a"].iloc[:1]
-    out = stress.reverse_stress(eng, book, {"down": {"price": {"default": -1.0}}, "up": {"price": {"BTC": 1.0}}},
-                                collateral={"a": {"USD": 50_000.0}}).set_index("direction")
+    out = stress.reverse_stress(
+        eng,
+        book,
+        {"down": {"price": {"default": -1.0}}, "up": {"price": {"BTC": 1.0}}},
+        collateral={"a": {"USD": 50_000.0}},
+    ).set_index("direction")
     # long 2 BTC futures at 100,000 with 50,000 equity: exhausted by a 25 % fall
     assert out.loc["down", "scale"] == pytest.approx(0.25, abs=1e-8)
     assert out.loc["down", "equity_after"] == pytest.approx(0.0, abs=1e-3)

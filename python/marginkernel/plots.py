@@ -33,8 +33,16 @@ def _save(fig: Any, path: str | Path | None) -> Any:
     return fig
 
 
-def heatmap(engine, result, account, path: str | Path | None = None, *, unit: str | None = None,
-            size: tuple[float, float] = SIZE, dpi: int = DPI) -> Any:
+def heatmap(
+    engine,
+    result,
+    account,
+    path: str | Path | None = None,
+    *,
+    unit: str | None = None,
+    size: tuple[float, float] = SIZE,
+    dpi: int = DPI,
+) -> Any:
     """Scenario P&L (weighted, settlement currency) of one account's risk unit on a price x vol grid,
     the binding (worst) scenario marked. `unit` defaults to the unit with the largest loss."""
     units = list(result.units)
@@ -59,8 +67,14 @@ def heatmap(engine, result, account, path: str | Path | None = None, *, unit: st
     ax.set_xlabel("price move")
     ax.set_ylabel("vol shift")
     worst = int(np.argmin(pnl[u]))
-    ax.plot(np.searchsorted(xs, price[worst]), np.searchsorted(ys, vol[worst]), marker="X", markersize=16,
-            color="black", label=f"binding: {sc.labels[worst]}")
+    ax.plot(
+        np.searchsorted(xs, price[worst]),
+        np.searchsorted(ys, vol[worst]),
+        marker="X",
+        markersize=16,
+        color="black",
+        label=f"binding: {sc.labels[worst]}",
+    )
     ax.legend(loc="upper right", fontsize=8)
     ax.set_title(f"{account}: weighted scenario P&L of {units[u]}")
     fig.colorbar(im, ax=ax, label="P&L (settlement currency)")
@@ -89,8 +103,9 @@ def breakdown(result, path: str | Path | None = None, *, size: tuple[float, floa
     return _save(fig, path)
 
 
-def contributions(explanation, path: str | Path | None = None, *, size: tuple[float, float] = SIZE,
-                  dpi: int = DPI) -> Any:
+def contributions(
+    explanation, path: str | Path | None = None, *, size: tuple[float, float] = SIZE, dpi: int = DPI
+) -> Any:
     """Contributions to IM by position (scan and add-ons stacked), one bar per position."""
     frame = explanation.positions
     fig = _figure(size, dpi)
@@ -98,7 +113,7 @@ def contributions(explanation, path: str | Path | None = None, *, size: tuple[fl
     if len(frame) == 0:
         ax.text(0.5, 0.5, "no positions", ha="center", va="center", transform=ax.transAxes)
         return _save(fig, path)
-    labels = [f"{a} {i}" for a, i in zip(frame["account"], frame["instrument"])]
+    labels = [f"{a} {i}" for a, i in zip(frame["account"], frame["instrument"], strict=False)]
     y = np.arange(len(frame))
     pos_base, neg_base = np.zeros(len(frame)), np.zeros(len(frame))
     for name in ("scan", *explanation.components):
@@ -116,8 +131,13 @@ def contributions(explanation, path: str | Path | None = None, *, size: tuple[fl
     return _save(fig, path)
 
 
-def stress_results(sections: dict[str, pd.DataFrame], path: str | Path | None = None, *,
-                   size: tuple[float, float] = SIZE, dpi: int = DPI) -> Any:
+def stress_results(
+    sections: dict[str, pd.DataFrame],
+    path: str | Path | None = None,
+    *,
+    size: tuple[float, float] = SIZE,
+    dpi: int = DPI,
+) -> Any:
     """Stress P&L per account (user stresses and the worst historical replay per horizon)."""
     fig = _figure(size, dpi)
     ax = fig.subplots()

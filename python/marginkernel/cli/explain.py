@@ -25,8 +25,12 @@ def register(sub: Any) -> None:
     p.add_argument("--mode", choices=["cross", "isolated"], help="override the model's margin mode")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--plot", metavar="FILE", help="write a PNG of the contributions by position (needs matplotlib)")
-    p.add_argument("--heatmap", metavar="FILE", help="write a PNG of the scenario P&L heat map (price x vol) of "
-                                                     "--account (default: the first account), binding scenario marked")
+    p.add_argument(
+        "--heatmap",
+        metavar="FILE",
+        help="write a PNG of the scenario P&L heat map (price x vol) of "
+        "--account (default: the first account), binding scenario marked",
+    )
     p.add_argument("--breakdown", metavar="FILE", help="write a PNG of the margin breakdown per account")
     p.set_defaults(func=run)
 
@@ -74,9 +78,13 @@ def run(args: argparse.Namespace) -> int:
     accounts["account"] = accounts["account"].astype(str)
     cols = ["account", "im", "mm", "scan_risk", *ex.components, "contributions", "equity", "collateral_value"]
     if args.json:
-        out = {"currency": ex.currency, "components": list(ex.components),
-               "accounts": frame_records(accounts[cols]), "positions": frame_records(ex.positions),
-               "collateral": frame_records(ex.collateral)}
+        out = {
+            "currency": ex.currency,
+            "components": list(ex.components),
+            "accounts": frame_records(accounts[cols]),
+            "positions": frame_records(ex.positions),
+            "collateral": frame_records(ex.collateral),
+        }
         print(json.dumps(out, indent=2))
         return 0
     print(f"model '{engine.model.name}'; contributions to IM in {ex.currency} (they add up to IM per account)\n")

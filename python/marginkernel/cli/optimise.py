@@ -18,8 +18,11 @@ def register(sub: Any) -> None:
     h.add_argument("--hedges", required=True, help="CSV / Parquet: instrument, min, max, lot, cost")
     liq = kinds.add_parser("liquidate", help="least-cost partial closes restoring the margin ratio")
     add_engine_args(liq)
-    liq.add_argument("--costs", required=True, help="CSV (instrument, half_spread) or TOML / JSON [[costs]] "
-                                                   "with impact = [[size, rate], ...]")
+    liq.add_argument(
+        "--costs",
+        required=True,
+        help="CSV (instrument, half_spread) or TOML / JSON [[costs]] with impact = [[size, rate], ...]",
+    )
     liq.add_argument("--target-ratio", required=True, type=float, help="target MM / equity, below the current one")
     alloc = kinds.add_parser("allocate", help="split positions between sub-accounts or cross / isolated")
     add_engine_args(alloc)
@@ -54,12 +57,19 @@ def run(args: argparse.Namespace) -> int:
         result: Any = hedge(engine, positions, read_table(args.hedges, "hedges"), account=args.account)
         table = result.trades
     elif args.kind == "liquidate":
-        result = liquidation_plan(engine, positions, _costs(args.costs), collateral=collateral,
-                                  target_ratio=args.target_ratio, account=args.account)
+        result = liquidation_plan(
+            engine,
+            positions,
+            _costs(args.costs),
+            collateral=collateral,
+            target_ratio=args.target_ratio,
+            account=args.account,
+        )
         table = result.closes
     else:
-        result = allocate(engine, positions, account=args.account, sub_accounts=args.sub_accounts,
-                          isolated=args.isolated)
+        result = allocate(
+            engine, positions, account=args.account, sub_accounts=args.sub_accounts, isolated=args.isolated
+        )
         table = result.assignment
     summary = {k: plain(v) if not isinstance(v, str) else v for k, v in result.summary().items()}
     if args.json:

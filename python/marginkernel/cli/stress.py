@@ -12,10 +12,17 @@ from .explain import add_engine_args
 def register(sub: Any) -> None:
     p = sub.add_parser("stress", help="what happens in a crash: stresses, historical replays, reverse stress")
     add_engine_args(p)
-    p.add_argument("--scenarios", help="TOML / JSON with [[stress]] entries (name, price, vol, days) and "
-                                       "[directions.<name>] tables (price, vol) for reverse stress")
-    p.add_argument("--historical", default=None, metavar="DAYS",
-                   help="comma-separated replay horizons in days (default 1,10 when no --scenarios)")
+    p.add_argument(
+        "--scenarios",
+        help="TOML / JSON with [[stress]] entries (name, price, vol, days) and "
+        "[directions.<name>] tables (price, vol) for reverse stress",
+    )
+    p.add_argument(
+        "--historical",
+        default=None,
+        metavar="DAYS",
+        help="comma-separated replay horizons in days (default 1,10 when no --scenarios)",
+    )
     p.add_argument("--top", type=int, default=3, help="worst historical moves shown per account and horizon")
     p.add_argument("--account", help="this account only")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -62,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
 
         stress_results(sections, args.plot)
     if args.json:
-        out = {k: frame_records(v.astype({c: str for c in v.columns if c in ("start", "end")})) for k, v in sections.items()}
+        out = {
+            k: frame_records(v.astype({c: str for c in v.columns if c in ("start", "end")}))
+            for k, v in sections.items()
+        }
         print(json.dumps(out, indent=2))
         return 0
     for name, frame in sections.items():

@@ -65,7 +65,7 @@ def _collateral_rows(engine, collateral) -> pd.DataFrame:
     frame = collateral_frame(collateral)
     h = engine.model.collateral_haircut
     rows = []
-    for acc, cur, amount in zip(frame["account"], frame["currency"], frame["amount"].astype(float)):
+    for acc, cur, amount in zip(frame["account"], frame["currency"], frame["amount"].astype(float), strict=False):
         cut = float(h.get(cur, h.get("default", 0.0))) if isinstance(h, dict) else float(h)
         fx = engine.market_snapshot.fx_rate(cur) / _tree.report_fx(engine)
         value = (amount * (1.0 - cut) if amount > 0 else amount) * fx
@@ -90,10 +90,7 @@ def explain(
     positions, extra = _select(positions, account)
     accounts = extra if accounts is None else list(accounts) + (extra or [])
     result = engine.margin(positions, accounts, collateral=collateral, mode=mode)
-    if account is not None:
-        result_accounts = result.accounts.loc[[account]]
-    else:
-        result_accounts = result.accounts
+    result_accounts = result.accounts.loc[[account]] if account is not None else result.accounts
     tree = _tree.build(engine, positions, accounts, mode)
     nd, pair_charge, params = _contrib.nodes(engine, tree)
     per_pos = _contrib.position_contributions(engine, tree, nd, pair_charge, params)

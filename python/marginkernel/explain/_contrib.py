@@ -34,7 +34,7 @@ def addon_charges(engine, ctx: Context) -> tuple[np.ndarray, list]:
     params = [a.resolve(list(m.units), list(m.unit_underlying)) for a in model.addons]
     out = np.zeros((len(params), len(ctx.pair_unit)))
     if len(ctx.pair_unit):
-        for k, (addon, p) in enumerate(zip(model.addons, params)):
+        for k, (addon, p) in enumerate(zip(model.addons, params, strict=False)):
             out[k] = np.asarray(addon.compute(ctx, p), dtype=float)
     return out, params
 
@@ -93,7 +93,7 @@ def position_contributions(engine, tree: Tree, nd: Nodes, pair_charge: np.ndarra
     f = nd.factor[tree.pos_child]
     out[0] = -np.einsum("ks,ks,ks->k", nd.tail[pos_node], f, tree.pos_weighted)
     fx = ctx.unit_fx[ctx.pos_unit] / tree.node_fx[pos_node]
-    for k, (addon, p) in enumerate(zip(engine.model.addons, params)):
+    for k, (addon, p) in enumerate(zip(engine.model.addons, params, strict=False)):
         alloc = _allocate.allocate(addon, ctx, p, pair_charge[k]) * fx
         if addon.combine == "add":
             out[1 + k] = alloc

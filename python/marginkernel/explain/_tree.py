@@ -65,7 +65,9 @@ def gain_factors(model, names, fallbacks) -> np.ndarray:
     g = model.gain_factor
     if not isinstance(g, Mapping):
         return np.full(len(names), float(g))
-    return np.array([g.get(n, g.get(f, g.get("default", 1.0))) for n, f in zip(names, fallbacks)], dtype=float)
+    return np.array(
+        [g.get(n, g.get(f, g.get("default", 1.0))) for n, f in zip(names, fallbacks, strict=False)], dtype=float
+    )
 
 
 def _positions(engine, positions, accounts: Iterable | None, mode: str):

@@ -80,8 +80,9 @@ def _variant_nodes(tree: Tree, pos: np.ndarray):
     return var, node
 
 
-def _variant_charges(engine, tree: Tree, pos: np.ndarray, new_q: np.ndarray, var, node) -> np.ndarray:
+def _variant_charges(engine, tree: Tree, pos: np.ndarray, new_q: np.ndarray, rows: tuple) -> np.ndarray:
     """Add-on charges (components, rows) at each (variant, node) row, node currency."""
+    var, node = rows
     n_comp = len(engine.model.addons)
     if n_comp == 0:
         return np.zeros((0, len(var)))
@@ -136,7 +137,7 @@ def incremental(engine, tree: Tree, nd: Nodes, scan_without: np.ndarray) -> np.n
     scan = nd.scan[node].copy()
     at_k = node == tree.child_node[tree.pos_child][var]
     scan[at_k] = scan_without[var[at_k]]
-    charge = _variant_charges(engine, tree, pos, np.zeros(n), var, node)
+    charge = _variant_charges(engine, tree, pos, np.zeros(n), (var, node))
     kinds = [a.combine for a in engine.model.addons]
     req_without = combine(kinds, scan, charge.reshape(len(kinds), len(var)))[0]
     diff = (nd.requirement[node] - req_without) * tree.node_fx[node] / tree.report_fx
@@ -158,8 +159,8 @@ def marginal(engine, tree: Tree, nd: Nodes, scan_contribution: np.ndarray, rel_s
     dcharge = np.zeros((n_comp, len(var)))
     if n_comp:
         h = rel_step * np.maximum(np.abs(q), 1.0)
-        up = _variant_charges(engine, tree, pos, q + h, var, node)
-        down = _variant_charges(engine, tree, pos, q - h, var, node)
+        up = _variant_charges(engine, tree, pos, q + h, (var, node))
+        down = _variant_charges(engine, tree, pos, q - h, (var, node))
         dcharge = (up - down) / (2 * h[var])
     at_k = node == tree.child_node[tree.pos_child][var]
     dscan = np.where(at_k, scan_contribution[var] / q[var], 0.0)

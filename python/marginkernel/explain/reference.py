@@ -25,7 +25,9 @@ def node_joint(child_pnl, child_gain, node_cap, children: list[np.ndarray]) -> n
     return losses + np.minimum(node_cap, gains)
 
 
-def node_scan(child_pnl, child_gain, child_count, child_scale, node_start, node_cap, measure, confidence, probability):
+def node_scan(  # noqa: PLR0917 - the kernel binding's positional signature
+    child_pnl, child_gain, child_count, child_scale, node_start, node_cap, measure, confidence, probability
+):
     out = np.zeros(len(node_start) - 1)
     for n in range(len(out)):
         kids = [(c, child_pnl[c]) for c in range(node_start[n], node_start[n + 1])]
@@ -33,7 +35,7 @@ def node_scan(child_pnl, child_gain, child_count, child_scale, node_start, node_
     return out
 
 
-def incremental_scan(
+def incremental_scan(  # noqa: PLR0917 - the kernel binding's positional signature
     child_pnl,
     child_gain,
     child_count,

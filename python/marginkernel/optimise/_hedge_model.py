@@ -16,6 +16,7 @@ written with epigraph variables, so the LP optimum is the engine's IM of the opt
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -25,8 +26,14 @@ from ..addons import CALL, KIND_NAMES, PUT, instrument_units
 from ..explain._tree import gain_factors, report_fx
 from ._lp import LP, Expr, add, times, var_expr
 
-LINEAR_ADDONS = ("roll_shock", "delta_shock", "short_option_minimum", "per_contract_minimum", "concentration",
-                 "contingency")
+LINEAR_ADDONS = (
+    "roll_shock",
+    "delta_shock",
+    "short_option_minimum",
+    "per_contract_minimum",
+    "concentration",
+    "contingency",
+)
 
 
 @dataclass(eq=False)
@@ -44,23 +51,32 @@ def check_model(engine) -> None:
     model = engine.model
     if model.measure == "var":
         raise ValueError("model.measure: VaR is not convex in the quantities; the hedge LP supports worst_loss and es")
-    if model.measure == "es" and engine.scenario_set.probability is not None and \
-            np.ptp(engine.scenario_set.probability) > 0:
+    if (
+        model.measure == "es"
+        and engine.scenario_set.probability is not None
+        and np.ptp(engine.scenario_set.probability) > 0
+    ):
         raise ValueError("model.measure: ES over unequally likely scenarios is not supported by the hedge LP")
     if model.netting != "risk_unit" and math.isfinite(model.gain_cap):
         raise ValueError("model.gain_cap: a finite cap on the gain credit makes IM non-convex; the hedge LP needs none")
     for a in model.addons:
         if a.type not in LINEAR_ADDONS or a.combine == "credit":
-            raise ValueError(f"addons.{a.name}: a {a.type} add-on is not convex piecewise linear; the hedge LP "
-                             f"supports {', '.join(LINEAR_ADDONS)}")
-        if a.type == "contingency" and np.any(a.resolve(engine.units, list(engine.market.unit_underlying))["future_rate"]):
+            raise ValueError(
+                f"addons.{a.name}: a {a.type} add-on is not convex piecewise linear; the hedge LP "
+                f"supports {', '.join(LINEAR_ADDONS)}"
+            )
+        if a.type == "contingency" and np.any(
+            a.resolve(engine.units, list(engine.market.unit_underlying))["future_rate"]
+        ):
             raise ValueError(f"addons.{a.name}.future_rate: rate * min(long, short) is concave; the hedge LP needs 0")
         tiers = a.config.get("tiers")
         if tiers:
             rates = [0.0 if tiers[0][0] > 0 else tiers[0][1]] + [t[1] for t in tiers]
-            if any(b < r for r, b in zip(rates, rates[1:])):
-                raise ValueError(f"addons.{a.name}.tiers: decreasing tier rates are not convex; the hedge LP needs "
-                                 "non-decreasing ones")
+            if any(b < r for r, b in itertools.pairwise(rates)):
+                raise ValueError(
+                    f"addons.{a.name}.tiers: decreasing tier rates are not convex; the hedge LP needs "
+                    "non-decreasing ones"
+                )
 
 
 def _tier_lines(tiers) -> list[tuple[float, float]]:
@@ -76,8 +92,18 @@ def _tier_lines(tiers) -> list[tuple[float, float]]:
 class Builder:
     """Builds the problem for one account: book quantities q0 (instrument -> quantity) and hedges."""
 
-    def __init__(self, engine, q0: dict[int, float], inst: np.ndarray, lot: np.ndarray, lo: np.ndarray,
-                 hi: np.ndarray, cost: np.ndarray, integer: bool, lp: LP | None = None):
+    def __init__(  # noqa: PLR0917 - the hedge universe as parallel arrays
+        self,
+        engine,
+        q0: dict[int, float],
+        inst: np.ndarray,
+        lot: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        cost: np.ndarray,
+        integer: bool,
+        lp: LP | None = None,
+    ):
         self.e = engine
         self.lp = LP() if lp is None else lp
         self.inst, self.lot = inst, lot
@@ -89,7 +115,7 @@ class Builder:
                 self.lp.le(add(var_expr(self.y[h], -1.0), var_expr(z, -1.0)))
         self.q0 = dict(q0)
         m = engine.market
-        self.instruments = sorted(set(q0) | set(int(i) for i in inst))
+        self.instruments = sorted(set(q0) | {int(i) for i in inst})
         self.unit_of = m.unit_of_row
         self.units = sorted({int(self.unit_of[i]) for i in self.instruments})
         self._abs: dict[int, Expr] = {}
@@ -163,9 +189,8 @@ class Builder:
         c = [np.tile(self.y, s_count)]
         v = [coef.ravel()]
         for cols, f in extra:
-            cols = np.broadcast_to(cols, (s_count,))
             r.append(np.arange(s_count))
-            c.append(cols)
+            c.append(np.broadcast_to(cols, (s_count,)))
             v.append(np.full(s_count, f))
         self.lp.block(np.concatenate(r), np.concatenate(c), np.concatenate(v), np.full(s_count, -np.inf), rhs)
 
@@ -217,22 +242,35 @@ class Builder:
         t = a.type
         zero: Expr = (0.0, {})
         if t == "roll_shock":
-            terms = [times(self.abs_q(i), notional[i] * max(p["min_annualised_move"][u], p["annualised_move_risk"][u]
-                                                              * max(m.expiry_years[i], 0.0)))
-                     for i in mine if KIND_NAMES[kind[i]] in p["kinds"]]
+            terms = [
+                times(
+                    self.abs_q(i),
+                    notional[i]
+                    * max(p["min_annualised_move"][u], p["annualised_move_risk"][u] * max(m.expiry_years[i], 0.0)),
+                )
+                for i in mine
+                if KIND_NAMES[kind[i]] in p["kinds"]
+            ]
             return add(zero, *terms)
         if t in ("delta_shock", "concentration"):
             d = add(zero, *[times(self.q(i), delta[i]) for i in mine])
             if t == "delta_shock":
                 s = p["shock"][u]
-                return self.epigraph(add(times(d, s * spot / fx), (-s * p["threshold"][u] / fx, {})),
-                                     add(times(d, -s * spot / fx), (-s * p["threshold"][u] / fx, {})))
-            x = self.epigraph(d, times(d, -1.0)) if p["measure"] == "net_delta" else \
-                add(zero, *[times(self.abs_q(i), abs(delta[i])) for i in mine])
+                return self.epigraph(
+                    add(times(d, s * spot / fx), (-s * p["threshold"][u] / fx, {})),
+                    add(times(d, -s * spot / fx), (-s * p["threshold"][u] / fx, {})),
+                )
+            x = (
+                self.epigraph(d, times(d, -1.0))
+                if p["measure"] == "net_delta"
+                else add(zero, *[times(self.abs_q(i), abs(delta[i])) for i in mine])
+            )
             return self.epigraph(*[add(times(x, k * spot / fx), (c / fx, {})) for k, c in _tier_lines(p["tiers"])])
         if t == "short_option_minimum":
-            per = {i: ((1.0 / fx if p["currency"] == "USD" else 1.0) if p["basis"] == "contract" else notional[i])
-                   for i in mine}
+            per = {
+                i: ((1.0 / fx if p["currency"] == "USD" else 1.0) if p["basis"] == "contract" else notional[i])
+                for i in mine
+            }
             side = {CALL: [], PUT: []}
             for i in mine:
                 if kind[i] in side:
@@ -240,10 +278,17 @@ class Builder:
             calls, puts = add(zero, *side[CALL]), add(zero, *side[PUT])
             return add(calls, puts) if p["method"] == "gross" else self.epigraph(calls, puts)
         if t == "per_contract_minimum":
-            size = {i: (inst.multiplier[i] / (fx if p["currency"] == "USD" else 1.0) if p["basis"] == "multiplier"
-                        else notional[i]) for i in mine}
-            raw = add(zero, *[times(self.abs_q(i), p["rate"][u] * size[i]) for i in mine
-                              if KIND_NAMES[kind[i]] in p["kinds"]])
+            size = {
+                i: (
+                    inst.multiplier[i] / (fx if p["currency"] == "USD" else 1.0)
+                    if p["basis"] == "multiplier"
+                    else notional[i]
+                )
+                for i in mine
+            }
+            raw = add(
+                zero, *[times(self.abs_q(i), p["rate"][u] * size[i]) for i in mine if KIND_NAMES[kind[i]] in p["kinds"]]
+            )
             if p["tiers"] is None:
                 return raw
             return self.epigraph(*[add(times(raw, k), (c / fx, {})) for k, c in _tier_lines(p["tiers"])])
@@ -267,7 +312,7 @@ class Builder:
             s = self.scan(kids)
             adds: Expr = var_expr(s)
             floors = []
-            for a, p in zip(model.addons, params):
+            for a, p in zip(model.addons, params, strict=False):
                 total = add((0.0, {}), *[times(self.addon(a, p, u), float(m.unit_fx[u]) / node_fx) for u in units])
                 if a.combine == "add":
                     adds = add(adds, total)

@@ -26,7 +26,9 @@ class LP:
     def n(self) -> int:
         return len(self.lb)
 
-    def var(self, count: int = 1, lb: float = 0.0, ub: float = np.inf, cost: float = 0.0, integer: bool = False) -> np.ndarray:
+    def var(
+        self, count: int = 1, lb: float = 0.0, ub: float = np.inf, cost: float = 0.0, integer: bool = False
+    ) -> np.ndarray:
         start = self.n
         self.lb += [lb] * count
         self.ub += [ub] * count
@@ -50,18 +52,24 @@ class LP:
         vals = np.array([coefs[k] for k in coefs], dtype=float)
         self.block(np.zeros(len(cols), np.int64), cols, vals, np.array([-np.inf]), np.array([-const]))
 
-    def solve(self, mip_rel_gap: float = 1e-9, time_limit: float | None = None):
+    def solve(self, mip_rel_gap: float = 1e-7, time_limit: float | None = None):
         from scipy import sparse
         from scipy.optimize import Bounds, LinearConstraint, milp
 
-        a = sparse.csr_matrix((np.concatenate(self.vals), (np.concatenate(self.rows), np.concatenate(self.cols))),
-                              shape=(self.n_rows, self.n))
+        a = sparse.csr_matrix(
+            (np.concatenate(self.vals), (np.concatenate(self.rows), np.concatenate(self.cols))),
+            shape=(self.n_rows, self.n),
+        )
         options = {"mip_rel_gap": mip_rel_gap}
         if time_limit is not None:
             options["time_limit"] = time_limit
-        return milp(np.array(self.cost), integrality=np.array(self.integer), bounds=Bounds(self.lb, self.ub),
-                    constraints=LinearConstraint(a, np.concatenate(self.row_lo), np.concatenate(self.row_hi)),
-                    options=options)
+        return milp(
+            np.array(self.cost),
+            integrality=np.array(self.integer),
+            bounds=Bounds(self.lb, self.ub),
+            constraints=LinearConstraint(a, np.concatenate(self.row_lo), np.concatenate(self.row_hi)),
+            options=options,
+        )
 
 
 def add(*exprs: Expr, scale: tuple[float, ...] | None = None) -> Expr:

@@ -46,8 +46,16 @@ def _equal(lp: LP, y: int, q: float, b: int, offset: float = 0.0) -> None:
     lp.block(np.zeros(2, np.int64), np.array([y, b]), np.array([1.0, -q]), np.array([offset]), np.array([offset]))
 
 
-def allocate(engine, positions, *, account=None, sub_accounts: int = 2, isolated: bool = False,
-             max_positions: int = 40, time_limit: float | None = 60.0) -> Allocation:
+def allocate(
+    engine,
+    positions,
+    *,
+    account=None,
+    sub_accounts: int = 2,
+    isolated: bool = False,
+    max_positions: int = 40,
+    time_limit: float | None = 60.0,
+) -> Allocation:
     """Split `account`'s positions between `sub_accounts` sub-accounts (or, with ``isolated=True``,
     between cross and isolated margin) minimising the total IM."""
     check_model(engine)
@@ -58,7 +66,9 @@ def allocate(engine, positions, *, account=None, sub_accounts: int = 2, isolated
     if len(book) == 0:
         raise ValueError(f"account {account!r}: no positions to allocate")
     if len(book) > integer(max_positions, "max_positions", lo=1):
-        raise ValueError(f"positions: {len(book)} positions exceed max_positions {max_positions} (a MILP for small books)")
+        raise ValueError(
+            f"positions: {len(book)} positions exceed max_positions {max_positions} (a MILP for small books)"
+        )
     rows = pd.Index(engine.instruments.ids).get_indexer(pd.Index(book["instrument"])).astype(np.int64)
     q = book["quantity"].to_numpy(float)
     n = len(q)

@@ -34,10 +34,19 @@ class HedgeResult:
     saving_vs_delta_hedge: float
     solve_seconds: float
     integer: bool
+    status: str = "optimal"  # or the solver's message when stopped early (time limit): a feasible, not proven optimum
 
     def summary(self) -> dict[str, Any]:
-        keys = ("im_before", "im_after", "cost", "objective", "im_delta_hedge", "cost_delta_hedge",
-                "saving_vs_delta_hedge", "solve_seconds")
+        keys = (
+            "im_before",
+            "im_after",
+            "cost",
+            "objective",
+            "im_delta_hedge",
+            "cost_delta_hedge",
+            "saving_vs_delta_hedge",
+            "solve_seconds",
+        )
         return {"account": self.account, **{k: float(getattr(self, k)) for k in keys}}
 
 
@@ -74,15 +83,22 @@ def universe(engine, hedges) -> Universe:
         if iid in seen:
             raise ValueError(f"hedges row {k}: instrument {iid!r} listed twice")
         seen.add(iid)
-    for k, (a, b, size, c) in enumerate(zip(_column(frame, "min", -math.inf), _column(frame, "max", math.inf),
-                                            _column(frame, "lot", 0.0), _column(frame, "cost", 0.0))):
+    for k, (a_raw, b_raw, size_raw, c_raw) in enumerate(
+        zip(
+            _column(frame, "min", -math.inf),
+            _column(frame, "max", math.inf),
+            _column(frame, "lot", 0.0),
+            _column(frame, "cost", 0.0),
+            strict=False,
+        )
+    ):
         where = f"hedges row {k} ({ids[k]})"
-        a = -math.inf if is_missing(a) else number(a, f"{where}.min", allow_inf=True) if a != -math.inf else a
-        b = math.inf if is_missing(b) else number(b, f"{where}.max", allow_inf=True)
-        size = 0.0 if is_missing(size) else number(size, f"{where}.lot", lo=0.0)
-        if is_missing(c):
-            raise ValueError(f"{where}.cost: must be a finite number >= 0, got {c!r}")
-        c = number(c, f"{where}.cost", lo=0.0)
+        a = -math.inf if is_missing(a_raw) or a_raw == -math.inf else number(a_raw, f"{where}.min")
+        b = math.inf if is_missing(b_raw) else number(b_raw, f"{where}.max", allow_inf=True)
+        size = 0.0 if is_missing(size_raw) else number(size_raw, f"{where}.lot", lo=0.0)
+        if is_missing(c_raw):
+            raise ValueError(f"{where}.cost: must be a finite number >= 0, got {c_raw!r}")
+        c = number(c_raw, f"{where}.cost", lo=0.0)
         if a > b:
             raise ValueError(f"{where}: the bounds min {a} <= quantity <= max {b} cannot hold")
         if size > 0 and math.floor(b / size) < math.ceil(a / size):
@@ -137,8 +153,12 @@ def delta_hedge(engine, book: pd.DataFrame, uni: Universe) -> np.ndarray:
     return qty
 
 
-def hedge(engine, positions, hedges, *, account=None, time_limit: float | None = None) -> HedgeResult:
-    """Minimise IM + cost of one account over the hedge instruments (docs/optimise.md)."""
+def hedge(
+    engine, positions, hedges, *, account=None, time_limit: float | None = None, mip_rel_gap: float = 1e-7
+) -> HedgeResult:
+    """Minimise IM + cost of one account over the hedge instruments (docs/optimise.md). With lot sizes
+    the MILP stops within `mip_rel_gap` of the proven optimum (or at `time_limit` seconds, ``status``
+    then says so)."""
     check_model(engine)
     uni = universe(engine, hedges)
     book, account = _book(positions, account)
@@ -148,7 +168,7 @@ def hedge(engine, positions, hedges, *, account=None, time_limit: float | None =
         k = int(np.flatnonzero(rows < 0)[0])
         raise ValueError(f"positions row {k}: unknown instrument {book['instrument'].iloc[k]!r}")
     q0: dict[int, float] = {}
-    for i, q in zip(rows, book["quantity"].to_numpy(float)):
+    for i, q in zip(rows, book["quantity"].to_numpy(float), strict=False):
         q0[int(i)] = q0.get(int(i), 0.0) + q
     integer = bool((uni.lot > 0).any())
     lot = np.where(uni.lot > 0, uni.lot, 1.0)
@@ -160,7 +180,7 @@ def hedge(engine, positions, hedges, *, account=None, time_limit: float | None =
         for h in np.flatnonzero(uni.lot > 0):
             problem.lp.integer[int(problem.y[h])] = 1
     start = time.perf_counter()
-    res = problem.lp.solve(time_limit=time_limit)
+    res = problem.lp.solve(mip_rel_gap=number(mip_rel_gap, "mip_rel_gap", lo=0.0), time_limit=time_limit)
     seconds = time.perf_counter() - start
     if res.x is None:
         raise ValueError(f"hedge: the solver found no solution ({res.message})")
@@ -175,6 +195,19 @@ def hedge(engine, positions, hedges, *, account=None, time_limit: float | None =
     dbook = with_trades(book, account, uni.ids, dq)
     im_d, cost_d = _im(engine, dbook, account), float(np.sum(uni.cost * np.abs(dq)))
     trades = pd.DataFrame({"instrument": uni.ids, "quantity": qty, "cost": cost_vec})
-    return HedgeResult(account, trades, after, im_before, im_after, float(cost_vec.sum()), float(res.fun),
-                       pd.DataFrame({"instrument": uni.ids, "quantity": dq}), im_d, cost_d,
-                       im_d + cost_d - (im_after + float(cost_vec.sum())), seconds, integer)
+    return HedgeResult(
+        account,
+        trades,
+        after,
+        im_before,
+        im_after,
+        float(cost_vec.sum()),
+        float(res.fun),
+        pd.DataFrame({"instrument": uni.ids, "quantity": dq}),
+        im_d,
+        cost_d,
+        im_d + cost_d - (im_after + float(cost_vec.sum())),
+        seconds,
+        integer,
+        "optimal" if res.status == 0 else str(res.message),
+    )

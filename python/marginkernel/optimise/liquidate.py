@@ -42,8 +42,17 @@ class LiquidationPlan:
     solve_seconds: float
 
     def summary(self) -> dict[str, Any]:
-        keys = ("ratio_before", "ratio_after", "mm_before", "mm_after", "equity_before", "equity_after", "cost",
-                "target_ratio", "solve_seconds")
+        keys = (
+            "ratio_before",
+            "ratio_after",
+            "mm_before",
+            "mm_after",
+            "equity_before",
+            "equity_after",
+            "cost",
+            "target_ratio",
+            "solve_seconds",
+        )
         return {"account": self.account, **{k: float(getattr(self, k)) for k in keys}}
 
 
@@ -70,8 +79,10 @@ def _costs(book: pd.DataFrame, costs) -> tuple[np.ndarray, list[list[tuple[float
             start = number(t[0], f"{where}.impact[{j}][0]", lo=0.0)
             rate = number(t[1], f"{where}.impact[{j}][1]", lo=0.0)
             if (j == 0 and start != 0.0) or rate < (checked[-1][1] if checked else 0.0) or start <= last:
-                raise ValueError(f"{where}.impact[{j}]: tiers must start at 0 with rising starts and "
-                                 "non-decreasing rates (a convex impact)")
+                raise ValueError(
+                    f"{where}.impact[{j}]: tiers must start at 0 with rising starts and "
+                    "non-decreasing rates (a convex impact)"
+                )
             checked.append((start, rate))
             last = start
         impact.append(checked)
@@ -95,13 +106,15 @@ def liquidation_plan(engine, positions, costs, *, collateral, target_ratio: floa
         raise ValueError(f"equity: {equity:.6g} <= 0; no partial close can restore a margin ratio")
     ratio = mm / equity
     if not target < ratio:
-        raise ValueError(f"target_ratio: {target} is not below the current margin ratio {ratio:.6g} (MM / equity); "
-                         "nothing to restore")
+        raise ValueError(
+            f"target_ratio: {target} is not below the current margin ratio {ratio:.6g} (MM / equity); "
+            "nothing to restore"
+        )
     spread, impact = _costs(book, costs)
     rows = pd.Index(engine.instruments.ids).get_indexer(pd.Index(book["instrument"]))
     q = book["quantity"].to_numpy(float)
     lo, hi = np.minimum(0.0, -q), np.maximum(0.0, -q)
-    q0 = {int(i): float(qk) for i, qk in zip(rows, q)}
+    q0 = {int(i): float(qk) for i, qk in zip(rows, q, strict=False)}
     b = Builder(engine, q0, rows.astype(np.int64), np.ones(len(q)), lo, hi, np.zeros(len(q)), False)
     problem = b.build(factor=0.0)
     lp = problem.lp
@@ -113,14 +126,16 @@ def liquidation_plan(engine, positions, costs, *, collateral, target_ratio: floa
         for slope, icpt in lines:
             lp.le(add(times(size, slope + spread[k]), (icpt, {}), var_expr(t, -1.0)))
         cost_expr = add(cost_expr, var_expr(t))
-    mm_expr = (0.0, {int(c): engine.model.mm_factor * u for c, u in zip(problem.r_cols, problem.r_usd)})
+    mm_expr = (0.0, {int(c): engine.model.mm_factor * u for c, u in zip(problem.r_cols, problem.r_usd, strict=False)})
     lp.le(add(mm_expr, times(cost_expr, target), (-target * equity, {})))
     start = time.perf_counter()
     res = lp.solve()
     seconds = time.perf_counter() - start
     if res.x is None:
-        raise ValueError(f"target_ratio: no set of closes reaches MM / equity <= {target} "
-                         f"(even closing everything costs more equity than it frees; solver: {res.message})")
+        raise ValueError(
+            f"target_ratio: no set of closes reaches MM / equity <= {target} "
+            f"(even closing everything costs more equity than it frees; solver: {res.message})"
+        )
     trade = res.x[problem.y]
     size = np.abs(trade)
     cost = np.array([spread[k] * size[k] + _impact(impact[k], size[k]) for k in range(len(q))])
@@ -128,10 +143,23 @@ def liquidation_plan(engine, positions, costs, *, collateral, target_ratio: floa
     after = after[after["quantity"].abs() > 1e-12 * np.abs(q).max()]
     res_after = engine.margin(after, accounts=[account], mode="cross").accounts.loc[account]
     eq_after = equity - float(cost.sum())
-    closes = pd.DataFrame({"instrument": book["instrument"].to_numpy(), "quantity": q, "trade": trade,
-                           "closed": size, "cost": cost})
-    return LiquidationPlan(account, closes, after, ratio, float(res_after["mm"]) / eq_after, mm, float(res_after["mm"]),
-                           equity, eq_after, float(cost.sum()), target, seconds)
+    closes = pd.DataFrame(
+        {"instrument": book["instrument"].to_numpy(), "quantity": q, "trade": trade, "closed": size, "cost": cost}
+    )
+    return LiquidationPlan(
+        account,
+        closes,
+        after,
+        ratio,
+        float(res_after["mm"]) / eq_after,
+        mm,
+        float(res_after["mm"]),
+        equity,
+        eq_after,
+        float(cost.sum()),
+        target,
+        seconds,
+    )
 
 
 def _impact(tiers: list[tuple[float, float]], size: float) -> float:

@@ -39,9 +39,11 @@ def per_underlying(engine, moves: dict[str, float] | None, where: str) -> np.nda
     known = set(m.unit_underlying) | set(m.units) | {"default"}
     for key in moves:
         if key not in known:
-            raise ValueError(f"{where}.{key}: no risk unit or underlying of that name; known: {sorted(known - {'default'})}")
+            raise ValueError(
+                f"{where}.{key}: no risk unit or underlying of that name; known: {sorted(known - {'default'})}"
+            )
     out = np.zeros(len(m.units))
-    for u, (name, under) in enumerate(zip(m.units, m.unit_underlying)):
+    for u, (name, under) in enumerate(zip(m.units, m.unit_underlying, strict=False)):
         value = moves.get(name, moves.get(under, moves.get("default", 0.0)))
         out[u] = number(value, f"{where}.{name if name in moves else under}")
     return out
@@ -57,12 +59,24 @@ def account_pnl(engine, h: Held, price_mult: np.ndarray, vol_shift: np.ndarray, 
     if len(rows) == 0:
         return np.zeros((len(h.book.accounts), n_s))
     risk, _ = kernels.revalue(
-        inst.kind[rows], inst.settlement[rows], m.unit_of_row[rows], inst.strike[rows], m.expiry_years[rows],
-        inst.multiplier[rows], m.forward[rows], m.discount[rows], m.vol[rows], m.unit_spot,
-        np.ascontiguousarray(price_mult, float), np.ascontiguousarray(vol_shift, float),
-        np.ascontiguousarray(time_years, float), vol_shock="relative")
-    pnl = kernels.net(risk, m.unit_of_row[rows], len(m.units), h.book.account_start, h.local,
-                      np.asarray(h.book.quantity, float))
+        inst.kind[rows],
+        inst.settlement[rows],
+        m.unit_of_row[rows],
+        inst.strike[rows],
+        m.expiry_years[rows],
+        inst.multiplier[rows],
+        m.forward[rows],
+        m.discount[rows],
+        m.vol[rows],
+        m.unit_spot,
+        np.ascontiguousarray(price_mult, float),
+        np.ascontiguousarray(vol_shift, float),
+        np.ascontiguousarray(time_years, float),
+        vol_shock="relative",
+    )
+    pnl = kernels.net(
+        risk, m.unit_of_row[rows], len(m.units), h.book.account_start, h.local, np.asarray(h.book.quantity, float)
+    )
     return np.einsum("aus,u->as", pnl, m.unit_fx) / report_fx(engine)
 
 

@@ -61,13 +61,23 @@ def worst_moves(closes: pd.DataFrame, days: Sequence[int] = (1, 10)) -> pd.DataF
         mv = moves(closes, d)
         for u in closes.columns:
             for side, k in (("worst", int(mv[u].idxmin())), ("best", int(mv[u].idxmax()))):
-                rows.append({"days": d, "underlying": u, "side": side, "start": mv["start"][k], "end": mv["end"][k],
-                             "move": float(mv[u][k]), **{f"joint_{c}": float(mv[c][k]) for c in closes.columns}})
+                rows.append(
+                    {
+                        "days": d,
+                        "underlying": u,
+                        "side": side,
+                        "start": mv["start"][k],
+                        "end": mv["end"][k],
+                        "move": float(mv[u][k]),
+                        **{f"joint_{c}": float(mv[c][k]) for c in closes.columns},
+                    }
+                )
     return pd.DataFrame(rows)
 
 
-def replay(engine, positions, days: Sequence[int] = (1, 10), *, top: int = 3, closes: pd.DataFrame | None = None,
-           accounts=None) -> pd.DataFrame:
+def replay(
+    engine, positions, days: Sequence[int] = (1, 10), *, top: int = 3, closes: pd.DataFrame | None = None, accounts=None
+) -> pd.DataFrame:
     """Every account revalued under every historical `d`-day joint move (prices by the underlyings'
     returns, time passing d days, vols unchanged); the `top` worst per account and horizon, with dates."""
     closes = load_closes() if closes is None else closes
@@ -77,13 +87,17 @@ def replay(engine, positions, days: Sequence[int] = (1, 10), *, top: int = 3, cl
     h = held(engine, positions, accounts)
     held_units = {m.unit_underlying[m.unit_of_row[i]] for i in h.rows}
     if held_units & set(missing):
-        raise ValueError(f"historical replay: no price history for underlying {sorted(held_units & set(missing))[0]!r} "
-                         f"(history has {list(closes.columns)})")
+        raise ValueError(
+            f"historical replay: no price history for underlying {sorted(held_units & set(missing))[0]!r} "
+            f"(history has {list(closes.columns)})"
+        )
     names = np.asarray(h.book.accounts, dtype=object)
     out = []
     for d in days:
         mv = moves(closes, d)
-        mult = np.array([1.0 + mv[u].to_numpy() if u in closes.columns else np.ones(len(mv)) for u in m.unit_underlying])
+        mult = np.array(
+            [1.0 + mv[u].to_numpy() if u in closes.columns else np.ones(len(mv)) for u in m.unit_underlying]
+        )
         pnl = account_pnl(engine, h, mult, np.zeros_like(mult), np.full(len(mv), d / YEAR_DAYS))
         for a, name in enumerate(names):
             for rank, k in enumerate(np.argsort(pnl[a], kind="stable")[:top], start=1):

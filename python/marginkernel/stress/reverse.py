@@ -29,8 +29,17 @@ def _direction(engine, name: str, d: Mapping[str, Any]) -> tuple[np.ndarray, np.
     return price, vol
 
 
-def reverse_stress(engine, positions, directions: Mapping[str, Mapping[str, Any]], *, collateral, account=None,
-                   max_scale: float | None = None, grid: int = 200, tol: float = 1e-10) -> pd.DataFrame:
+def reverse_stress(
+    engine,
+    positions,
+    directions: Mapping[str, Mapping[str, Any]],
+    *,
+    collateral,
+    account=None,
+    max_scale: float | None = None,
+    grid: int = 200,
+    tol: float = 1e-10,
+) -> pd.DataFrame:
     """Per account and direction: the scale t at which equity + P&L reaches 0, the moves at t, or
     NaN when the equity survives every move up to `max_scale` (default: the largest scale keeping
     every price positive, at most 10)."""
@@ -61,12 +70,26 @@ def reverse_stress(engine, positions, directions: Mapping[str, Mapping[str, Any]
         ts = np.linspace(0.0, top, grid + 1)
         values = f(ts)
         for a, acc in enumerate(h.book.accounts):
-            rows.append(_solve(acc, str(name), ts, values[a], lambda t, a=a: f(np.array([t]))[a, 0], tol * top,
-                               price, vol, engine, eq[a]))
+            rows.append(
+                _solve(
+                    acc,
+                    str(name),
+                    ts,
+                    values[a],
+                    lambda t, a=a: f(np.array([t]))[a, 0],
+                    tol * top,
+                    price,
+                    vol,
+                    engine,
+                    eq[a],
+                )
+            )
     return pd.DataFrame(rows)
 
 
-def _solve(acc, name, ts, values, fa, tol, price, vol, engine, eq) -> dict[str, Any]:
+def _solve(  # noqa: PLR0917 - one crossing, its context passed whole
+    acc, name, ts, values, fa, tol, price, vol, engine, eq
+) -> dict[str, Any]:
     row: dict[str, Any] = {"account": acc, "direction": name, "equity": eq}
     hit = np.flatnonzero(values <= 0.0)
     if len(hit) == 0:

@@ -37,8 +37,8 @@ class Stress:
 def from_tables(tables: Sequence[Mapping[str, Any]]) -> list[Stress]:
     """Stresses from TOML / JSON tables (``[[stress]]`` entries with name, price, vol, days)."""
     out = []
-    for k, t in enumerate(tables):
-        t = table(t, f"stress[{k}]")
+    for k, raw in enumerate(tables):
+        t = table(raw, f"stress[{k}]")
         unknown = set(t) - {"name", "price", "vol", "days"}
         if unknown:
             raise ValueError(f"stress[{k}].{sorted(unknown)[0]}: unknown key; known: days, name, price, vol")
@@ -63,10 +63,12 @@ def run(engine, positions, stresses: Sequence[Stress], *, collateral=None, accou
     pnl = account_pnl(engine, h, mult, vol, days)
     eq = equity(engine, positions, collateral, accounts).reindex(h.book.accounts).to_numpy(float)
     names = np.asarray(h.book.accounts, dtype=object)
-    return pd.DataFrame({
-        "account": np.repeat(names, len(stresses)),
-        "stress": np.tile([s.name for s in stresses], len(names)),
-        "pnl": pnl.ravel(),
-        "equity": np.repeat(eq, len(stresses)),
-        "equity_after": (eq[:, None] + pnl).ravel(),
-    })
+    return pd.DataFrame(
+        {
+            "account": np.repeat(names, len(stresses)),
+            "stress": np.tile([s.name for s in stresses], len(names)),
+            "pnl": pnl.ravel(),
+            "equity": np.repeat(eq, len(stresses)),
+            "equity_after": (eq[:, None] + pnl).ravel(),
+        }
+    )
