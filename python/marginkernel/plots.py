@@ -34,9 +34,9 @@ def _save(fig: Any, path: str | Path | None) -> Any:
 
 
 def heatmap(
-    engine,
-    result,
-    account,
+    engine: Any,
+    result: Any,
+    account: Any,
     path: str | Path | None = None,
     *,
     unit: str | None = None,
@@ -81,7 +81,7 @@ def heatmap(
     return _save(fig, path)
 
 
-def breakdown(result, path: str | Path | None = None, *, size: tuple[float, float] = SIZE, dpi: int = DPI) -> Any:
+def breakdown(result: Any, path: str | Path | None = None, *, size: tuple[float, float] = SIZE, dpi: int = DPI) -> Any:
     """Margin breakdown per account: scan risk and each add-on (credits below zero), IM marked."""
     acc = result.accounts
     parts = ["scan_risk", *result.components]
@@ -104,7 +104,7 @@ def breakdown(result, path: str | Path | None = None, *, size: tuple[float, floa
 
 
 def contributions(
-    explanation, path: str | Path | None = None, *, size: tuple[float, float] = SIZE, dpi: int = DPI
+    explanation: Any, path: str | Path | None = None, *, size: tuple[float, float] = SIZE, dpi: int = DPI
 ) -> Any:
     """Contributions to IM by position (scan and add-ons stacked), one bar per position."""
     frame = explanation.positions

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,7 @@ class Explanation:
     components: tuple[str, ...] = ()
 
 
-def _select(positions, account):
+def _select(positions: Any, account: Any) -> tuple[Any, list[Any] | None]:
     if account is None:
         return positions, None
     frame = positions if isinstance(positions, pd.DataFrame) else pd.DataFrame(list(positions))
@@ -56,17 +57,17 @@ def _select(positions, account):
     return frame[frame["account"] == account], [account]
 
 
-def _collateral_rows(engine, collateral) -> pd.DataFrame:
+def _collateral_rows(engine: Any, collateral: Any) -> pd.DataFrame:
     cols = ["account", "currency", "amount", "haircut", "value"]
     if collateral is None:
         return pd.DataFrame({c: [] for c in cols})
     from ..market import collateral_frame
 
-    frame = collateral_frame(collateral)
+    frame = collateral_frame(collateral)  # type: ignore[no-untyped-call]
     h = engine.model.collateral_haircut
     rows = []
     for acc, cur, amount in zip(frame["account"], frame["currency"], frame["amount"].astype(float), strict=False):
-        cut = float(h.get(cur, h.get("default", 0.0))) if isinstance(h, dict) else float(h)
+        cut = float(h.get(cur, h.get("default", 0.0)) or 0.0) if isinstance(h, dict) else float(h)
         fx = engine.market_snapshot.fx_rate(cur) / _tree.report_fx(engine)
         value = (amount * (1.0 - cut) if amount > 0 else amount) * fx
         rows.append((acc, cur, amount, cut, value))
@@ -74,12 +75,12 @@ def _collateral_rows(engine, collateral) -> pd.DataFrame:
 
 
 def explain(
-    engine,
-    positions,
+    engine: Any,
+    positions: Any,
     *,
-    account=None,
-    accounts: Iterable | None = None,
-    collateral=None,
+    account: Any = None,
+    accounts: Iterable[Any] | None = None,
+    collateral: Any = None,
     mode: str | None = None,
     incremental: bool = True,
     marginal: bool = True,

@@ -15,6 +15,8 @@ is the pair's charge (docs/explain.md states each rule):
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..addons import CALL, FUTURE, KIND_NAMES, PERPETUAL, PUT, AddOn, Context
@@ -27,15 +29,15 @@ def _pro_rata(ctx: Context, charge: np.ndarray, basis: np.ndarray) -> np.ndarray
     t = total[ctx.pos_pair]
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(t != 0.0, basis / np.where(t != 0.0, t, 1.0), 1.0 / np.maximum(count[ctx.pos_pair], 1))
-    return charge[ctx.pos_pair] * share
+    return np.asarray(charge[ctx.pos_pair] * share, dtype=float)
 
 
-def _kinds(ctx: Context, kinds) -> np.ndarray:
+def _kinds(ctx: Context, kinds: Any) -> np.ndarray:
     mask = np.array([k in kinds for k in KIND_NAMES])
-    return mask[ctx.kind[ctx.pos_instrument]]
+    return np.asarray(mask[ctx.kind[ctx.pos_instrument]], dtype=bool)
 
 
-def _own_terms(addon: AddOn, ctx: Context, p: dict) -> np.ndarray | None:
+def _own_terms(addon: AddOn, ctx: Context, p: dict[str, Any]) -> np.ndarray | None:
     """Each position's own term of a position-separable add-on (before tiers), or None."""
     i, q = ctx.pos_instrument, ctx.pos_quantity
     u = ctx.unit_of_row[i]
@@ -67,7 +69,7 @@ def _own_terms(addon: AddOn, ctx: Context, p: dict) -> np.ndarray | None:
     return None
 
 
-def _contingency(ctx: Context, p: dict, charge: np.ndarray) -> np.ndarray:
+def _contingency(ctx: Context, p: dict[str, Any], charge: np.ndarray) -> np.ndarray:
     i, q = ctx.pos_instrument, ctx.pos_quantity
     kind, u = ctx.kind[i], ctx.unit_of_row[i]
     opt = (kind == CALL) | (kind == PUT)
@@ -89,7 +91,7 @@ def _contingency(ctx: Context, p: dict, charge: np.ndarray) -> np.ndarray:
     return _pro_rata(ctx, charge, out) if np.any(charge) else out * 0.0
 
 
-def allocate(addon: AddOn, ctx: Context, p: dict, charge: np.ndarray) -> np.ndarray:
+def allocate(addon: AddOn, ctx: Context, p: dict[str, Any], charge: np.ndarray) -> np.ndarray:
     """Per position: its share of its pair's `charge` of this add-on (settlement currency)."""
     if len(ctx.pos_pair) == 0:
         return np.zeros(0)

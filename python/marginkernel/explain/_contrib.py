@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ class Nodes:
     net: np.ndarray
 
 
-def addon_charges(engine, ctx: Context) -> tuple[np.ndarray, list]:
+def addon_charges(engine: Any, ctx: Context) -> tuple[np.ndarray, list[Any]]:
     """Pair charges (components, pairs) of the model's add-ons on `ctx` (in order: later add-ons may
     read what earlier ones leave in ctx.shared) and the resolved parameters."""
     model, m = engine.model, engine.market
@@ -39,7 +40,9 @@ def addon_charges(engine, ctx: Context) -> tuple[np.ndarray, list]:
     return out, params
 
 
-def to_nodes(pair_values: np.ndarray, pair_node: np.ndarray, pair_unit: np.ndarray, unit_fx, node_fx) -> np.ndarray:
+def to_nodes(
+    pair_values: np.ndarray, pair_node: np.ndarray, pair_unit: np.ndarray, unit_fx: Any, node_fx: Any
+) -> np.ndarray:
     """Pair amounts (settlement currency) summed into their node (node currency)."""
     n = len(node_fx)
     return np.array(
@@ -47,7 +50,7 @@ def to_nodes(pair_values: np.ndarray, pair_node: np.ndarray, pair_unit: np.ndarr
     ).reshape(len(pair_values), n)
 
 
-def combine(kinds: list[str], scan: np.ndarray, charge: np.ndarray):
+def combine(kinds: list[str], scan: np.ndarray, charge: np.ndarray) -> tuple[np.ndarray, ...]:
     """The engine's rule: requirement = max(max(0, scan + adds - credits), max(floors))."""
     kinds_a = np.array(kinds, dtype=object)
     is_add, is_credit, is_floor = (kinds_a == "add"), (kinds_a == "credit"), (kinds_a == "floor")
@@ -71,7 +74,7 @@ def combine(kinds: list[str], scan: np.ndarray, charge: np.ndarray):
     return net + uplift, contrib, share, uplift, binding, net
 
 
-def nodes(engine, tree: Tree) -> tuple[Nodes, np.ndarray, list]:
+def nodes(engine: Any, tree: Tree) -> tuple[Nodes, np.ndarray, list[Any]]:
     model = engine.model
     jp, factor = joint(tree)
     scan, weights = tail(jp, model, engine.scenario_set.probability)
@@ -82,7 +85,9 @@ def nodes(engine, tree: Tree) -> tuple[Nodes, np.ndarray, list]:
     return Nodes(scan, weights, factor, charge, req, contrib, share, uplift, binding, net), pair_charge, params
 
 
-def position_contributions(engine, tree: Tree, nd: Nodes, pair_charge: np.ndarray, params: list) -> np.ndarray:
+def position_contributions(
+    engine: Any, tree: Tree, nd: Nodes, pair_charge: np.ndarray, params: list[Any]
+) -> np.ndarray:
     """(1 + components, K) contributions of each position in the node currency (not yet scaled to IM)."""
     ctx = tree.ctx
     pos_node = tree.child_node[tree.pos_child]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,14 +45,14 @@ class Tree:
 
     @property
     def node_owner(self) -> np.ndarray:
-        return self.owner[self.node_pseudo]
+        return np.asarray(self.owner[self.node_pseudo])
 
     @property
     def n_nodes(self) -> int:
         return len(self.node_cap)
 
 
-def report_fx(engine) -> float:
+def report_fx(engine: Any) -> float:
     cur = engine.model.currency
     if cur == "USD":
         return 1.0
@@ -61,7 +62,7 @@ def report_fx(engine) -> float:
     return float(engine.market_snapshot.fx_rate(cur))
 
 
-def gain_factors(model, names, fallbacks) -> np.ndarray:
+def gain_factors(model: Any, names: Any, fallbacks: Any) -> np.ndarray:
     g = model.gain_factor
     if not isinstance(g, Mapping):
         return np.full(len(names), float(g))
@@ -70,7 +71,9 @@ def gain_factors(model, names, fallbacks) -> np.ndarray:
     )
 
 
-def _positions(engine, positions, accounts: Iterable | None, mode: str):
+def _positions(
+    engine: Any, positions: Any, accounts: Iterable[Any] | None, mode: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Account names and the account of every aggregated position, in the context's order."""
     book = engine.book(positions, accounts)
     names = np.asarray(book.accounts, dtype=object)
@@ -96,7 +99,7 @@ def _positions(engine, positions, accounts: Iterable | None, mode: str):
     return names, uniq // 2 // n_inst, (uniq % 2).astype(bool)
 
 
-def build(engine, positions, accounts: Iterable | None = None, mode: str | None = None) -> Tree:
+def build(engine: Any, positions: Any, accounts: Iterable[Any] | None = None, mode: str | None = None) -> Tree:
     model = engine.model
     mode = model.mode if mode is None else mode
     ctx = engine.context(positions, accounts, mode=mode)
@@ -202,7 +205,7 @@ def joint(tree: Tree) -> tuple[np.ndarray, np.ndarray]:
     return out, factor
 
 
-def tail(joint_pnl: np.ndarray, model, probability) -> tuple[np.ndarray, np.ndarray]:
+def tail(joint_pnl: np.ndarray, model: Any, probability: Any) -> tuple[np.ndarray, np.ndarray]:
     """Per node: the scan (>= 0) and the tail weights (N, S) summing to 1 over the scenarios that
     set it (worst loss: the tied worst scenarios; VaR: the tied quantile scenarios; ES: the
     scenarios at or below the quantile, by probability)."""

@@ -10,6 +10,7 @@ pair P&L the netted one plus (q' - q) * R. Nothing is revalued or re-netted.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from ._contrib import Nodes, addon_charges, combine
 from ._tree import MEASURE_CODE, Tree
 
 
-def _variant_context(tree: Tree, pos: np.ndarray, new_q: np.ndarray):
+def _variant_context(tree: Tree, pos: np.ndarray, new_q: np.ndarray) -> tuple[Any, np.ndarray]:
     """Context whose pseudo-account v is position pos[v]'s pseudo-account with quantity new_q[v]."""
     ctx = tree.ctx
     pos_pseudo = ctx.pair_account[ctx.pos_pair].astype(np.int64)
@@ -69,7 +70,7 @@ def _variant_context(tree: Tree, pos: np.ndarray, new_q: np.ndarray):
     return vctx, tree.pair_node[orig_pair]
 
 
-def _variant_nodes(tree: Tree, pos: np.ndarray):
+def _variant_nodes(tree: Tree, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows (variant, node) for every node of each variant's pseudo-account."""
     pos_pseudo = tree.ctx.pair_account[tree.ctx.pos_pair].astype(np.int64)[pos]
     lo = np.searchsorted(tree.node_pseudo, pos_pseudo, side="left")
@@ -80,7 +81,9 @@ def _variant_nodes(tree: Tree, pos: np.ndarray):
     return var, node
 
 
-def _variant_charges(engine, tree: Tree, pos: np.ndarray, new_q: np.ndarray, rows: tuple) -> np.ndarray:
+def _variant_charges(
+    engine: Any, tree: Tree, pos: np.ndarray, new_q: np.ndarray, rows: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
     """Add-on charges (components, rows) at each (variant, node) row, node currency."""
     var, node = rows
     n_comp = len(engine.model.addons)
@@ -102,31 +105,33 @@ def _variant_charges(engine, tree: Tree, pos: np.ndarray, new_q: np.ndarray, row
     return out
 
 
-def incremental_scan(engine, tree: Tree) -> np.ndarray:
+def incremental_scan(engine: Any, tree: Tree) -> np.ndarray:
     """Scan of each position's node without it (node currency), by the C++ kernel."""
     ctx, model, sc = tree.ctx, engine.model, engine.scenario_set
     if len(ctx.pos_instrument) == 0:
         return np.zeros(0)
-    return _core.incremental_scan(
-        tree.child_pnl,
-        tree.child_gain,
-        tree.child_count,
-        tree.child_scale,
-        tree.node_start,
-        tree.node_cap,
-        MEASURE_CODE[model.measure],
-        float(model.confidence),
-        sc.probability,
-        np.ascontiguousarray(tree.risk),
-        np.ascontiguousarray(ctx.weight, dtype=float),
-        ctx.pos_instrument.astype(np.int32),
-        ctx.pos_unit.astype(np.int32),
-        tree.pos_child.astype(np.int64),
-        np.ascontiguousarray(ctx.pos_quantity, float),
+    return np.asarray(
+        _core.incremental_scan(
+            tree.child_pnl,
+            tree.child_gain,
+            tree.child_count,
+            tree.child_scale,
+            tree.node_start,
+            tree.node_cap,
+            MEASURE_CODE[model.measure],
+            float(model.confidence),
+            sc.probability,
+            np.ascontiguousarray(tree.risk),
+            np.ascontiguousarray(ctx.weight, dtype=float),
+            ctx.pos_instrument.astype(np.int32),
+            ctx.pos_unit.astype(np.int32),
+            tree.pos_child.astype(np.int64),
+            np.ascontiguousarray(ctx.pos_quantity, float),
+        )
     )
 
 
-def incremental(engine, tree: Tree, nd: Nodes, scan_without: np.ndarray) -> np.ndarray:
+def incremental(engine: Any, tree: Tree, nd: Nodes, scan_without: np.ndarray) -> np.ndarray:
     """IM with minus IM without each position (report currency)."""
     ctx = tree.ctx
     n = len(ctx.pos_instrument)
@@ -141,10 +146,10 @@ def incremental(engine, tree: Tree, nd: Nodes, scan_without: np.ndarray) -> np.n
     kinds = [a.combine for a in engine.model.addons]
     req_without = combine(kinds, scan, charge.reshape(len(kinds), len(var)))[0]
     diff = (nd.requirement[node] - req_without) * tree.node_fx[node] / tree.report_fx
-    return engine.model.im_factor * np.bincount(var, diff, minlength=n)
+    return np.asarray(engine.model.im_factor * np.bincount(var, diff, minlength=n), dtype=float)
 
 
-def marginal(engine, tree: Tree, nd: Nodes, scan_contribution: np.ndarray, rel_step: float = 1e-6) -> np.ndarray:
+def marginal(engine: Any, tree: Tree, nd: Nodes, scan_contribution: np.ndarray, rel_step: float = 1e-6) -> np.ndarray:
     """dIM/dq per position (report currency per unit): the scan's derivative exactly (Euler: the
     position's P&L over the tail scenarios), each add-on's by a central difference of the add-on on
     variant accounts; combined through the branch of the requirement rule that holds."""
@@ -174,4 +179,5 @@ def marginal(engine, tree: Tree, nd: Nodes, scan_contribution: np.ndarray, rel_s
         dreq = np.where(binding >= 0, through_floor, through_net)
     else:
         dreq = through_net
-    return engine.model.im_factor * np.bincount(var, dreq * tree.node_fx[node] / tree.report_fx, minlength=n)
+    out = engine.model.im_factor * np.bincount(var, dreq * tree.node_fx[node] / tree.report_fx, minlength=n)
+    return np.asarray(out, dtype=float)

@@ -2,32 +2,42 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .. import reference as _ref
 
 
-def _measure(joint: np.ndarray, measure: int, confidence: float, probability) -> float:
+def _measure(joint: np.ndarray, measure: int, confidence: float, probability: Any) -> float:
     if measure == 0:
         return max(0.0, -float(joint.min()))
     var, es = _ref.value_at_risk(joint[None, :], confidence, probability)
     return max(0.0, float(var[0] if measure == 1 else es[0]))
 
 
-def node_joint(child_pnl, child_gain, node_cap, children: list[np.ndarray]) -> np.ndarray:
+def node_joint(child_pnl: Any, child_gain: Any, node_cap: Any, children: list[tuple[int, Any]]) -> np.ndarray:
     """Joint P&L of one node from its live children's P&L rows (the engine's haircut rule)."""
     if not children:
         return np.zeros(child_pnl.shape[1])
     if len(children) == 1:
-        return children[0][1].copy()
+        return np.array(children[0][1], dtype=float)
     losses = sum(np.minimum(x, 0.0) for _, x in children)
     gains = sum(child_gain[c] * np.maximum(x, 0.0) for c, x in children)
-    return losses + np.minimum(node_cap, gains)
+    return np.asarray(losses + np.minimum(node_cap, gains), dtype=float)
 
 
 def node_scan(  # noqa: PLR0917 - the kernel binding's positional signature
-    child_pnl, child_gain, child_count, child_scale, node_start, node_cap, measure, confidence, probability
-):
+    child_pnl: Any,
+    child_gain: Any,
+    child_count: Any,
+    child_scale: Any,
+    node_start: Any,
+    node_cap: Any,
+    measure: Any,
+    confidence: Any,
+    probability: Any,
+) -> np.ndarray:
     out = np.zeros(len(node_start) - 1)
     for n in range(len(out)):
         kids = [(c, child_pnl[c]) for c in range(node_start[n], node_start[n + 1])]
@@ -36,21 +46,21 @@ def node_scan(  # noqa: PLR0917 - the kernel binding's positional signature
 
 
 def incremental_scan(  # noqa: PLR0917 - the kernel binding's positional signature
-    child_pnl,
-    child_gain,
-    child_count,
-    child_scale,
-    node_start,
-    node_cap,
-    measure,
-    confidence,
-    probability,
-    risk,
-    weight,
-    instrument,
-    unit,
-    child,
-    quantity,
+    child_pnl: Any,
+    child_gain: Any,
+    child_count: Any,
+    child_scale: Any,
+    node_start: Any,
+    node_cap: Any,
+    measure: Any,
+    confidence: Any,
+    probability: Any,
+    risk: Any,
+    weight: Any,
+    instrument: Any,
+    unit: Any,
+    child: Any,
+    quantity: Any,
 ) -> np.ndarray:
     """Reference of ``_core.incremental_scan``: each position's node scan with the position removed."""
     node_of = np.repeat(np.arange(len(node_start) - 1), np.diff(node_start))

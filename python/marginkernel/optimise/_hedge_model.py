@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,7 @@ class Problem:
     r_usd: np.ndarray  # its reporting-currency value per unit (node FX / report FX)
 
 
-def check_model(engine) -> None:
+def check_model(engine: Any) -> None:
     """ValueError naming the model setting that makes IM non-convex (no exact LP)."""
     model = engine.model
     if model.measure == "var":
@@ -79,7 +80,7 @@ def check_model(engine) -> None:
                 )
 
 
-def _tier_lines(tiers) -> list[tuple[float, float]]:
+def _tier_lines(tiers: Any) -> list[tuple[float, float]]:
     """(slope, intercept) lines whose maximum (with 0) is the tiered function (convex tiers)."""
     lines, value = [], 0.0
     for k, (start, rate) in enumerate(tiers):
@@ -94,7 +95,7 @@ class Builder:
 
     def __init__(  # noqa: PLR0917 - the hedge universe as parallel arrays
         self,
-        engine,
+        engine: Any,
         q0: dict[int, float],
         inst: np.ndarray,
         lot: np.ndarray,
@@ -157,7 +158,7 @@ class Builder:
 
     # -- the scan ---------------------------------------------------------------------------------
 
-    def nodes(self) -> list[tuple[float, list[int], list[tuple[np.ndarray, np.ndarray, float]]]]:
+    def nodes(self) -> list[tuple[float, list[int], list[tuple[Any, Any, float]]]]:
         """(node fx to USD, its units, its children as (const, coef, gain factor)) per netting node."""
         model, m = self.e.model, self.e.market
         names, cur_names = list(m.units), list(m.unit_currency)
@@ -194,24 +195,21 @@ class Builder:
             v.append(np.full(s_count, f))
         self.lp.block(np.concatenate(r), np.concatenate(c), np.concatenate(v), np.full(s_count, -np.inf), rhs)
 
-    def scan(self, kids: list[tuple[np.ndarray, np.ndarray, float]]) -> int:
+    def scan(self, kids: list[tuple[Any, Any, float]]) -> int:
         """Column of the node's scan variable s >= 0."""
         n_s = len(kids[0][0])
         h = len(self.y)
+        psis: list[tuple[np.ndarray, float]] = []
         if len(kids) == 1:  # L_s = -x_s
-            loss_terms = [(kids[0][0], kids[0][1], None)]
-        else:
-            loss_terms = []
+            const_l, coef_l = -np.asarray(kids[0][0], float), -np.asarray(kids[0][1], float)
+        else:  # L_s = sum_c psi_c,s
+            const_l, coef_l = np.zeros(n_s), np.zeros((n_s, h))
             for const, coef, g in kids:
                 psi = self.lp.var(n_s, -np.inf)
                 self._rows(-coef, const, [(psi, -1.0)])  # psi >= -x
                 self._rows(-g * coef, g * const, [(psi, -1.0)])  # psi >= -g x
-                loss_terms.append((np.zeros(n_s), np.zeros((n_s, h)), psi))
+                psis.append((psi, 1.0))
         s = int(self.lp.var(1)[0])
-        # L_s = sum over terms: (psi) or (-const - coef y)
-        const_l = -sum(t[0] for t in loss_terms if t[2] is None) if loss_terms[0][2] is None else np.zeros(n_s)
-        coef_l = -sum(t[1] for t in loss_terms if t[2] is None) if loss_terms[0][2] is None else np.zeros((n_s, h))
-        psis = [(t[2], 1.0) for t in loss_terms if t[2] is not None]
         if self.e.model.measure == "worst_loss":  # L_s - s <= 0
             self._rows(coef_l, -const_l, [*psis, (np.full(n_s, s), -1.0)])
             return s
@@ -227,12 +225,12 @@ class Builder:
 
     # -- add-ons ----------------------------------------------------------------------------------
 
-    def _inst_data(self):
+    def _inst_data(self) -> tuple[np.ndarray, np.ndarray]:
         inst, m = self.e.instruments, self.e.market
         units = instrument_units(inst.kind, inst.settlement, inst.multiplier, m.forward)
         return np.where(inst.settlement == 0, units * m.forward, units), self.e.deltas
 
-    def addon(self, a, p: dict, u: int) -> Expr:
+    def addon(self, a: Any, p: dict[str, Any], u: int) -> Expr:
         """The add-on's charge for risk unit u (settlement currency) as a convex expression."""
         inst, m = self.e.instruments, self.e.market
         notional, delta = self._inst_data()
@@ -271,7 +269,7 @@ class Builder:
                 i: ((1.0 / fx if p["currency"] == "USD" else 1.0) if p["basis"] == "contract" else notional[i])
                 for i in mine
             }
-            side = {CALL: [], PUT: []}
+            side: dict[int, list[Expr]] = {CALL: [], PUT: []}
             for i in mine:
                 if kind[i] in side:
                     side[kind[i]].append(times(self.epigraph(times(self.q(i), -1.0)), p["rate"][u] * per[i]))
@@ -296,8 +294,8 @@ class Builder:
             terms = []
             for i in mine:
                 if kind[i] in (CALL, PUT):
-                    size = self.abs_q(i) if p["option_side"] == "gross" else self.epigraph(times(self.q(i), -1.0))
-                    terms.append(times(size, notional[i] * p["option_rate"][u]))
+                    held = self.abs_q(i) if p["option_side"] == "gross" else self.epigraph(times(self.q(i), -1.0))
+                    terms.append(times(held, notional[i] * p["option_rate"][u]))
             return add(zero, *terms)
         raise ValueError(f"addons.{a.name}: not supported by the hedge LP")  # pragma: no cover - checked first
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class LP:
         vals = np.array([coefs[k] for k in coefs], dtype=float)
         self.block(np.zeros(len(cols), np.int64), cols, vals, np.array([-np.inf]), np.array([-const]))
 
-    def solve(self, mip_rel_gap: float = 1e-7, time_limit: float | None = None):
+    def solve(self, mip_rel_gap: float = 1e-7, time_limit: float | None = None) -> Any:
         from scipy import sparse
         from scipy.optimize import Bounds, LinearConstraint, milp
 
@@ -74,7 +75,8 @@ class LP:
 
 def add(*exprs: Expr, scale: tuple[float, ...] | None = None) -> Expr:
     """Sum of expressions (each times its scale)."""
-    const, coefs = 0.0, {}
+    const = 0.0
+    coefs: dict[int, float] = {}
     for k, (c, d) in enumerate(exprs):
         f = 1.0 if scale is None else scale[k]
         const += f * c

@@ -47,10 +47,10 @@ def _equal(lp: LP, y: int, q: float, b: int, offset: float = 0.0) -> None:
 
 
 def allocate(
-    engine,
-    positions,
+    engine: Any,
+    positions: Any,
     *,
-    account=None,
+    account: Any = None,
     sub_accounts: int = 2,
     isolated: bool = False,
     max_positions: int = 40,

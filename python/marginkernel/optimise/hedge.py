@@ -53,18 +53,18 @@ class HedgeResult:
 @dataclass(frozen=True, eq=False)
 class Universe:
     instrument: np.ndarray  # engine rows
-    ids: list
+    ids: list[Any]
     lo: np.ndarray  # bounds on the traded quantity
     hi: np.ndarray
     lot: np.ndarray  # 0 = continuous
     cost: np.ndarray  # per unit traded
 
 
-def _column(frame: pd.DataFrame, name: str, default: float) -> list:
+def _column(frame: pd.DataFrame, name: str, default: float) -> list[Any]:
     return list(frame[name]) if name in frame.columns else [default] * len(frame)
 
 
-def universe(engine, hedges) -> Universe:
+def universe(engine: Any, hedges: Any) -> Universe:
     """Validate the hedge table: ``instrument`` (id), ``min`` / ``max`` (bounds on the traded quantity,
     default -inf / +inf), ``lot`` (lot size, empty or 0 = continuous) and ``cost`` (per unit, default 0)."""
     frame = hedges if isinstance(hedges, pd.DataFrame) else pd.DataFrame(list(hedges))
@@ -110,7 +110,7 @@ def universe(engine, hedges) -> Universe:
     return Universe(rows.astype(np.int64), ids, np.array(lo), np.array(hi), np.array(lot), np.array(cost))
 
 
-def _book(positions, account) -> pd.DataFrame:
+def _book(positions: Any, account: Any) -> pd.DataFrame:
     frame = positions if isinstance(positions, pd.DataFrame) else pd.DataFrame(list(positions))
     if len(frame) and "account" not in frame.columns:
         raise ValueError("positions: missing column 'account'")
@@ -122,17 +122,17 @@ def _book(positions, account) -> pd.DataFrame:
     return frame.loc[frame["account"] == account, ["account", "instrument", "quantity"]].copy(), account
 
 
-def _im(engine, book: pd.DataFrame, account) -> float:
+def _im(engine: Any, book: pd.DataFrame, account: Any) -> float:
     return float(engine.margin(book, accounts=[account], mode="cross").accounts.loc[account, "im"])
 
 
-def with_trades(book: pd.DataFrame, account, ids, qty) -> pd.DataFrame:
+def with_trades(book: pd.DataFrame, account: Any, ids: Any, qty: Any) -> pd.DataFrame:
     trades = pd.DataFrame({"account": account, "instrument": list(ids), "quantity": np.asarray(qty, float)})
     out = pd.concat([book, trades[trades["quantity"] != 0]], ignore_index=True)
     return out.groupby(["account", "instrument"], as_index=False, sort=False)["quantity"].sum()
 
 
-def delta_hedge(engine, book: pd.DataFrame, uni: Universe) -> np.ndarray:
+def delta_hedge(engine: Any, book: pd.DataFrame, uni: Universe) -> np.ndarray:
     """The plain delta hedge: per risk unit, the hedge instrument with the largest |delta| per unit
     (futures and perpetuals first) trades -net delta / delta, rounded to its lot and clipped to its bounds."""
     rows = pd.Index(engine.instruments.ids).get_indexer(pd.Index(book["instrument"]))
@@ -154,7 +154,13 @@ def delta_hedge(engine, book: pd.DataFrame, uni: Universe) -> np.ndarray:
 
 
 def hedge(
-    engine, positions, hedges, *, account=None, time_limit: float | None = None, mip_rel_gap: float = 1e-7
+    engine: Any,
+    positions: Any,
+    hedges: Any,
+    *,
+    account: Any = None,
+    time_limit: float | None = None,
+    mip_rel_gap: float = 1e-7,
 ) -> HedgeResult:
     """Minimise IM + cost of one account over the hedge instruments (docs/optimise.md). With lot sizes
     the MILP stops within `mip_rel_gap` of the proven optimum (or at `time_limit` seconds, ``status``

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..validation import is_missing, number
 from ._hedge_model import Builder, _tier_lines, check_model
-from ._lp import add, times, var_expr
+from ._lp import Expr, add, times, var_expr
 from .hedge import _book, with_trades
 
 
@@ -56,7 +56,7 @@ class LiquidationPlan:
         return {"account": self.account, **{k: float(getattr(self, k)) for k in keys}}
 
 
-def _costs(book: pd.DataFrame, costs) -> tuple[np.ndarray, list[list[tuple[float, float]]]]:
+def _costs(book: pd.DataFrame, costs: Any) -> tuple[np.ndarray, list[list[tuple[float, float]]]]:
     """Half-spread per unit and impact tiers per position from a table (instrument, half_spread, impact)."""
     frame = costs if isinstance(costs, pd.DataFrame) else pd.DataFrame(list(costs))
     if "instrument" not in frame.columns:
@@ -74,7 +74,8 @@ def _costs(book: pd.DataFrame, costs) -> tuple[np.ndarray, list[list[tuple[float
         spread.append(number(hs, f"{where}.half_spread", lo=0.0))
         tiers = frame["impact"].iloc[k] if "impact" in frame.columns else None
         tiers = [] if tiers is None or (isinstance(tiers, float) and math.isnan(tiers)) else list(tiers)
-        checked, last = [], -math.inf
+        checked: list[tuple[float, float]] = []
+        last = -math.inf
         for j, t in enumerate(tiers):
             start = number(t[0], f"{where}.impact[{j}][0]", lo=0.0)
             rate = number(t[1], f"{where}.impact[{j}][1]", lo=0.0)
@@ -89,7 +90,9 @@ def _costs(book: pd.DataFrame, costs) -> tuple[np.ndarray, list[list[tuple[float
     return np.array(spread), impact
 
 
-def liquidation_plan(engine, positions, costs, *, collateral, target_ratio: float, account=None) -> LiquidationPlan:
+def liquidation_plan(
+    engine: Any, positions: Any, costs: Any, *, collateral: Any, target_ratio: float, account: Any = None
+) -> LiquidationPlan:
     """The least-cost partial closes restoring MM / equity <= `target_ratio` (docs/optimise.md)."""
     check_model(engine)
     target = number(target_ratio, "target_ratio", positive=True)
@@ -118,7 +121,7 @@ def liquidation_plan(engine, positions, costs, *, collateral, target_ratio: floa
     b = Builder(engine, q0, rows.astype(np.int64), np.ones(len(q)), lo, hi, np.zeros(len(q)), False)
     problem = b.build(factor=0.0)
     lp = problem.lp
-    cost_expr = (0.0, {})
+    cost_expr: Expr = (0.0, {})
     for k in range(len(q)):
         size = var_expr(int(problem.y[k]), -float(np.sign(q[k])))  # c_k = -sign(q_k) y_k >= 0
         lines = _tier_lines(impact[k] or [(0.0, 0.0)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,18 +25,18 @@ class Held:
     local: np.ndarray  # book position -> index into rows
 
 
-def held(engine, positions, accounts=None) -> Held:
+def held(engine: Any, positions: Any, accounts: Any = None) -> Held:
     book = engine.book(positions, accounts)
     rows, local = np.unique(np.asarray(book.instrument, np.int64), return_inverse=True)
     return Held(book, rows, local.astype(np.int32))
 
 
-def per_underlying(engine, moves: dict[str, float] | None, where: str) -> np.ndarray:
+def per_underlying(engine: Any, moves: Mapping[str, Any] | None, where: str) -> np.ndarray:
     """A move per risk unit from a mapping per underlying (or risk unit) with optional "default"."""
     from ..validation import number
 
     m = engine.market
-    moves = dict(moves or {})
+    moves = dict(moves or {})  # a copy: the caller's mapping is not touched
     known = set(m.unit_underlying) | set(m.units) | {"default"}
     for key in moves:
         if key not in known:
@@ -49,7 +50,9 @@ def per_underlying(engine, moves: dict[str, float] | None, where: str) -> np.nda
     return out
 
 
-def account_pnl(engine, h: Held, price_mult: np.ndarray, vol_shift: np.ndarray, time_years: np.ndarray) -> np.ndarray:
+def account_pnl(
+    engine: Any, h: Held, price_mult: np.ndarray, vol_shift: np.ndarray, time_years: np.ndarray
+) -> np.ndarray:
     """P&L (accounts, scenarios) in the reporting currency under joint moves: price multiplier and
     relative vol change per risk unit (U, S), time passing per scenario (S,) in years.
     Settlement-currency P&L converts at today's FX (the engine's convention)."""
@@ -77,9 +80,9 @@ def account_pnl(engine, h: Held, price_mult: np.ndarray, vol_shift: np.ndarray, 
     pnl = kernels.net(
         risk, m.unit_of_row[rows], len(m.units), h.book.account_start, h.local, np.asarray(h.book.quantity, float)
     )
-    return np.einsum("aus,u->as", pnl, m.unit_fx) / report_fx(engine)
+    return np.asarray(np.einsum("aus,u->as", pnl, m.unit_fx) / report_fx(engine), dtype=float)
 
 
-def equity(engine, positions, collateral, accounts=None) -> pd.Series:
+def equity(engine: Any, positions: Any, collateral: Any, accounts: Any = None) -> pd.Series:
     res = engine.margin(positions, accounts, collateral=collateral)
     return res.accounts["equity"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,7 +77,13 @@ def worst_moves(closes: pd.DataFrame, days: Sequence[int] = (1, 10)) -> pd.DataF
 
 
 def replay(
-    engine, positions, days: Sequence[int] = (1, 10), *, top: int = 3, closes: pd.DataFrame | None = None, accounts=None
+    engine: Any,
+    positions: Any,
+    days: Sequence[int] = (1, 10),
+    *,
+    top: int = 3,
+    closes: pd.DataFrame | None = None,
+    accounts: Any = None,
 ) -> pd.DataFrame:
     """Every account revalued under every historical `d`-day joint move (prices by the underlyings'
     returns, time passing d days, vols unchanged); the `top` worst per account and horizon, with dates."""

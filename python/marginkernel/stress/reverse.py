@@ -18,7 +18,7 @@ from ..validation import integer, number
 from ._reval import account_pnl, equity, held, per_underlying
 
 
-def _direction(engine, name: str, d: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def _direction(engine: Any, name: str, d: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     unknown = set(d) - {"price", "vol"}
     if unknown:
         raise ValueError(f"directions[{name}].{sorted(unknown)[0]}: unknown key; known: price, vol")
@@ -30,12 +30,12 @@ def _direction(engine, name: str, d: Mapping[str, Any]) -> tuple[np.ndarray, np.
 
 
 def reverse_stress(
-    engine,
-    positions,
+    engine: Any,
+    positions: Any,
     directions: Mapping[str, Mapping[str, Any]],
     *,
-    collateral,
-    account=None,
+    collateral: Any,
+    account: Any = None,
     max_scale: float | None = None,
     grid: int = 200,
     tol: float = 1e-10,
@@ -63,9 +63,9 @@ def reverse_stress(
         if top > limit:
             raise ValueError(f"max_scale: {top} would take a price to zero or below along {name!r} (limit {limit:.6g})")
 
-        def f(t: np.ndarray, price=price, vol=vol) -> np.ndarray:
+        def f(t: np.ndarray, price: Any = price, vol: Any = vol) -> np.ndarray:
             mult = 1.0 + np.outer(price, t)
-            return eq[:, None] + account_pnl(engine, h, mult, np.outer(vol, t), np.zeros(len(t)))
+            return np.asarray(eq[:, None] + account_pnl(engine, h, mult, np.outer(vol, t), np.zeros(len(t))))
 
         ts = np.linspace(0.0, top, grid + 1)
         values = f(ts)
@@ -88,7 +88,7 @@ def reverse_stress(
 
 
 def _solve(  # noqa: PLR0917 - one crossing, its context passed whole
-    acc, name, ts, values, fa, tol, price, vol, engine, eq
+    acc: Any, name: Any, ts: Any, values: Any, fa: Any, tol: Any, price: Any, vol: Any, engine: Any, eq: Any
 ) -> dict[str, Any]:
     row: dict[str, Any] = {"account": acc, "direction": name, "equity": eq}
     hit = np.flatnonzero(values <= 0.0)

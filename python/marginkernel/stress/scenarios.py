@@ -50,7 +50,9 @@ def from_tables(tables: Sequence[Mapping[str, Any]]) -> list[Stress]:
     return out
 
 
-def run(engine, positions, stresses: Sequence[Stress], *, collateral=None, accounts=None) -> pd.DataFrame:
+def run(
+    engine: Any, positions: Any, stresses: Sequence[Stress], *, collateral: Any = None, accounts: Any = None
+) -> pd.DataFrame:
     """P&L of every account under every stress (full revaluation): one row per (account, stress) with
     ``pnl`` (reporting currency), ``equity`` and ``equity_after`` (NaN without collateral)."""
     if not stresses:
