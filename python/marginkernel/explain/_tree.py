@@ -99,15 +99,10 @@ def _positions(
     return names, uniq // 2 // n_inst, (uniq % 2).astype(bool)
 
 
-def build(engine: Any, positions: Any, accounts: Iterable[Any] | None = None, mode: str | None = None) -> Tree:
+def _levels(engine: Any, ctx: Any) -> tuple[Any, ...]:
+    """Children and nodes of the model's netting level: (pair -> child, child P&L, child scale, child
+    gain factor, child -> node, node pseudo-account, node FX, node gain cap, node name)."""
     model = engine.model
-    mode = model.mode if mode is None else mode
-    ctx = engine.context(positions, accounts, mode=mode)
-    names, pos_account, iso = _positions(engine, positions, accounts, mode)
-    if len(pos_account) != len(ctx.pos_instrument):  # pragma: no cover - engine contract
-        raise RuntimeError("explain: the engine's positions do not match the book")
-    n_acc = len(names)
-    owner = np.concatenate([np.arange(n_acc), pos_account[iso]]).astype(np.int64)
     m = engine.market
     units = list(m.units)
     unit_cur_names = list(m.unit_currency)
@@ -120,7 +115,6 @@ def build(engine: Any, positions: Any, accounts: Iterable[Any] | None = None, mo
     n_cur = len(currencies)
     if model.netting == "risk_unit":
         pair_child = np.arange(n_pairs)
-        child_key = pa * len(units) + pu
         child_pnl = weighted
         child_scale = np.ones(n_pairs)
         child_gain = np.ones(n_pairs)
@@ -152,6 +146,21 @@ def build(engine: Any, positions: Any, accounts: Iterable[Any] | None = None, mo
         node_pseudo, node_fx = node_key, np.ones(len(node_key))
         node_cap = np.full(len(node_key), float(model.gain_cap))
         node_name = np.full(len(node_key), None, dtype=object)
+    return (pair_child, child_pnl, child_scale, child_gain, child_node, node_pseudo, node_fx, node_cap, node_name)
+
+
+def build(engine: Any, positions: Any, accounts: Iterable[Any] | None = None, mode: str | None = None) -> Tree:
+    model = engine.model
+    mode = model.mode if mode is None else mode
+    ctx = engine.context(positions, accounts, mode=mode)
+    names, pos_account, iso = _positions(engine, positions, accounts, mode)
+    if len(pos_account) != len(ctx.pos_instrument):  # pragma: no cover - engine contract
+        raise RuntimeError("explain: the engine's positions do not match the book")
+    n_acc = len(names)
+    owner = np.concatenate([np.arange(n_acc), pos_account[iso]]).astype(np.int64)
+    (pair_child, child_pnl, child_scale, child_gain, child_node, node_pseudo, node_fx, node_cap, node_name) = _levels(
+        engine, ctx
+    )
     pos_child = pair_child[ctx.pos_pair]
     child_count = np.bincount(pos_child, minlength=len(child_node)).astype(np.int64)
     node_start = np.zeros(len(node_cap) + 1, dtype=np.int64)
