@@ -22,7 +22,8 @@ def _data_path() -> Path:
     if packaged.is_file():
         return Path(str(packaged))
     here = Path(__file__).resolve()
-    for base in (here.parents[3] / ".." / "shared" / "data", Path("/work/shared/data")):
+    for base in (here.parents[3] / ".." / "shared" / "data", Path.cwd() / ".." / "shared" / "data",
+                 Path("/work/shared/data")):
         if (base / DATA_FILE).is_file():
             return base / DATA_FILE
     raise ValueError(f"historical data: {DATA_FILE} is neither in the package data nor in ../shared/data")
