@@ -16,7 +16,7 @@ from .. import __version__
 from .._core import InputError
 
 #: the command modules, in the order ``--help`` lists them
-COMMANDS = ("backtest", "calibrate", "demo", "margin", "presets")
+COMMANDS = ("demo", "margin", "presets", "explain", "stress", "optimise", "backtest", "calibrate")
 
 
 def build_parser() -> argparse.ArgumentParser:
