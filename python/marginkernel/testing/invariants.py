@@ -20,27 +20,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..reference import CALL, INVERSE, LINEAR, PUT
+from ..codes import CALL, INVERSE, LINEAR, PUT
 from .strategies import Instruments, Positions, RevalueCase, Scenarios
 
 __all__ = [
-    "risk_arrays",
     "book_pnl",
-    "pnl_scale",
-    "worst_loss_margin",
-    "concat_accounts",
-    "check_instrument_permutation",
-    "check_position_permutation",
-    "check_scenario_permutation",
-    "check_homogeneity",
-    "check_subadditivity",
     "check_empty_book",
-    "check_offsetting_position",
-    "check_zero_scenario",
-    "check_long_option_loss_within_premium",
-    "check_put_call_parity",
+    "check_homogeneity",
+    "check_instrument_permutation",
     "check_inverse_linear_identity",
+    "check_long_option_loss_within_premium",
+    "check_offsetting_position",
+    "check_position_permutation",
+    "check_put_call_parity",
+    "check_scenario_permutation",
+    "check_subadditivity",
     "check_wider_range_monotone",
+    "check_zero_scenario",
+    "concat_accounts",
+    "pnl_scale",
+    "risk_arrays",
+    "worst_loss_margin",
 ]
 
 

@@ -46,28 +46,28 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ..reference import CALL, FUTURE, INVERSE, LINEAR, PERPETUAL, PUT, SPOT
+from ..codes import CALL, FUTURE, INVERSE, LINEAR, PERPETUAL, PUT, SPOT
 
 __all__ = [
     "KINDS",
-    "SETTLEMENTS",
     "OPTION_KINDS",
-    "Market",
+    "SETTLEMENTS",
     "Instruments",
-    "Scenarios",
-    "RevalueCase",
+    "Market",
     "Positions",
+    "RevalueCase",
+    "Scenarios",
+    "instruments",
     "log_uniform",
     "markets",
-    "instruments",
-    "scenario_grids",
-    "regular_grid",
-    "vol_shock_params",
-    "revalue_cases",
-    "positions",
     "pnl_matrices",
-    "probabilities",
+    "positions",
     "price_scale",
+    "probabilities",
+    "regular_grid",
+    "revalue_cases",
+    "scenario_grids",
+    "vol_shock_params",
 ]
 
 KINDS = (FUTURE, PERPETUAL, CALL, PUT, SPOT)
@@ -132,7 +132,7 @@ class Instruments:
     def arrays(self) -> dict[str, np.ndarray]:
         return {f: getattr(self, f) for f in self.FIELDS}
 
-    def take(self, index) -> "Instruments":
+    def take(self, index) -> Instruments:
         """The rows `index` (e.g. a permutation), as a new Instruments."""
         return Instruments(**{f: np.ascontiguousarray(getattr(self, f)[index]) for f in self.FIELDS})
 
@@ -152,7 +152,7 @@ class Scenarios:
     def arrays(self) -> dict[str, np.ndarray | None]:
         return {"price_multiplier": self.price_multiplier, "vol_shift": self.vol_shift, "time_shift": self.time_shift}
 
-    def take(self, columns) -> "Scenarios":
+    def take(self, columns) -> Scenarios:
         """The scenarios `columns` (e.g. a permutation or a subset), as a new Scenarios."""
 
         def cols(a, axis):
