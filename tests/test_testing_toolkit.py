@@ -164,6 +164,24 @@ def test_subadditivity_and_cash_translation_and_monotonicity_bite():
     assert found is not None and found.invariant == "monotone in range"
 
 
+def test_scan_risk_homogeneity_is_checked_under_add_ons():
+    """deribit-pm has add-ons (IM not homogeneous) but its scan risk is; a fixed fee in a returned
+    scan_risk column is caught."""
+
+    def factory(book):
+        engine = checker.engine_factory(book)
+
+        def margin(positions):
+            acc = engine(positions).accounts
+            return acc.assign(scan_risk=acc["scan_risk"] + 1.0)
+
+        return margin
+
+    assert not checker.Claims.for_model(mk.load_model("deribit-pm")).homogeneous
+    found = checker.find_counterexample(factory, "deribit-pm", max_examples=50, kinds=("future",))
+    assert found is not None and found.invariant == "positive homogeneity" and "scan_risk" in found.detail
+
+
 def test_shrunk_counterexample_is_minimal():
     """The last-row-wins bug shrinks to one position (its split parts are what it mishandles)."""
     found = checker.find_counterexample(BUGS["last-row-wins"][0], TOY, max_examples=200, kinds=("future", "perpetual"))

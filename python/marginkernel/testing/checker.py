@@ -77,6 +77,7 @@ class Claims:
     splitting: bool = True  # splitting a position into parts changes nothing
     offsetting: bool = True  # +q and -q of one instrument net to nothing; such an account needs 0
     homogeneous: bool = False  # IM(2 q) = 2 IM(q), IM(q / 2) = IM(q) / 2 (scan risk, no thresholds)
+    scan_homogeneous: bool = True  # the same for a returned ``scan_risk`` column, add-ons or not
     subadditive: bool = False  # IM(A + B) <= IM(A) + IM(B)
     cash_translation: bool = True  # cash collateral moves equity 1:1 and leaves IM unchanged
     monotone_range: bool = False  # a wider scenario range never lowers IM (books without options)
@@ -126,7 +127,7 @@ def margins(fn: MarginFn, positions: pd.DataFrame, accounts: list[str], collater
         frame = out.set_index("account") if "account" in out.columns else out
         if "im" not in frame.columns:
             raise ResultError(f"a DataFrame result needs an 'im' column, got {list(frame.columns)}")
-        frame = frame[[c for c in ("im", "mm", "equity") if c in frame.columns]]
+        frame = frame[[c for c in ("im", "mm", "equity", "scan_risk") if c in frame.columns]]
     elif isinstance(out, (pd.Series, Mapping)):
         frame = pd.DataFrame({"im": pd.Series(out, dtype=float)})
     else:
@@ -254,11 +255,12 @@ def _offsetting(c: _Check) -> None:
     )
 
 
-def _homogeneous(c: _Check) -> None:
+def _homogeneous(c: _Check, columns: tuple[str, ...]) -> None:
     pos = c.book.positions
     for lam in (2.0, 0.5):
-        got = c.run(pos.assign(quantity=pos["quantity"] * lam))["im"]
-        c.close("positive homogeneity", got, c.base["im"] * lam, f"every quantity x {lam}")
+        got = c.run(pos.assign(quantity=pos["quantity"] * lam))
+        for col in columns:
+            c.close("positive homogeneity", got[col], c.base[col] * lam, f"{col}: every quantity x {lam}", gross=lam)
 
 
 def _subadditive(c: _Check) -> None:
@@ -329,8 +331,11 @@ def check_book(
         _splitting(c)
     if claims.offsetting:
         _offsetting(c)
-    if claims.homogeneous:
-        _homogeneous(c)
+    homogeneous = (("im",) if claims.homogeneous else ()) + (
+        ("scan_risk",) if claims.scan_homogeneous and "scan_risk" in c.base else ()
+    )
+    if homogeneous:
+        _homogeneous(c, homogeneous)
     if claims.subadditive:
         _subadditive(c)
     if claims.cash_translation:
