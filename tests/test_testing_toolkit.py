@@ -182,6 +182,20 @@ def test_scan_risk_homogeneity_is_checked_under_add_ons():
     assert found is not None and found.invariant == "positive homogeneity" and "scan_risk" in found.detail
 
 
+def test_mutating_the_input_is_caught():
+    def factory(book):
+        engine = checker.engine_factory(book)
+
+        def margin(positions):
+            positions.insert(len(positions.columns), "seen", True)  # a column added to the caller's frame
+            return engine(positions[["account", "instrument", "quantity"]]).accounts["im"]
+
+        return margin
+
+    found = checker.find_counterexample(factory, TOY, max_examples=5, kinds=("future",))
+    assert found is not None and found.invariant == "determinism" and "modified" in found.detail
+
+
 def test_shrunk_counterexample_is_minimal():
     """The last-row-wins bug shrinks to one position (its split parts are what it mishandles)."""
     found = checker.find_counterexample(BUGS["last-row-wins"][0], TOY, max_examples=200, kinds=("future", "perpetual"))
@@ -200,6 +214,8 @@ def test_result_formats_and_missing_accounts():
     assert as_dict["im"].tolist() == as_frame["im"].tolist() == im.loc[accounts].tolist()
     with pytest.raises(checker.ResultError, match="missing"):
         checker.margins(lambda p: {}, book.positions, accounts)
+    with pytest.raises(checker.ResultError, match="more than once"):
+        checker.margins(lambda p: pd.concat([im, im]), book.positions, accounts)
     with pytest.raises(checker.ResultError, match="IM per account"):
         checker.margins(lambda p: 3.0, book.positions, accounts)
 

@@ -132,6 +132,8 @@ def margins(fn: MarginFn, positions: pd.DataFrame, accounts: list[str], collater
         frame = pd.DataFrame({"im": pd.Series(out, dtype=float)})
     else:
         raise ResultError(f"expected IM per account (Series, mapping, DataFrame), got {type(out).__name__}")
+    if frame.index.has_duplicates:
+        raise ResultError(f"accounts {sorted(set(frame.index[frame.index.duplicated()]))} appear more than once")
     missing = [a for a in accounts if a not in frame.index]
     if missing:
         raise ResultError(f"accounts {missing} missing from the result")
@@ -197,6 +199,11 @@ class _Check:
 
 
 def _determinism(c: _Check) -> None:
+    positions = c.book.positions.copy()
+    fn_input = positions.copy()
+    c.fn(fn_input)
+    if not fn_input.equals(positions):
+        c.fail("determinism", "the margin function modified its positions argument")
     again = c.run(c.book.positions)
     for col in c.base.columns:
         if not np.array_equal(again[col].to_numpy(), c.base[col].to_numpy(), equal_nan=True):
