@@ -18,29 +18,31 @@ account, the sum over risk units of ``max(0, -min_s w_s * P'[a, u, s])``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from ..reference import CALL, INVERSE, LINEAR, PUT
+from ..codes import CALL, INVERSE, LINEAR, PUT
 from .strategies import Instruments, Positions, RevalueCase, Scenarios
 
 __all__ = [
-    "risk_arrays",
     "book_pnl",
-    "pnl_scale",
-    "worst_loss_margin",
-    "concat_accounts",
-    "check_instrument_permutation",
-    "check_position_permutation",
-    "check_scenario_permutation",
-    "check_homogeneity",
-    "check_subadditivity",
     "check_empty_book",
-    "check_offsetting_position",
-    "check_zero_scenario",
-    "check_long_option_loss_within_premium",
-    "check_put_call_parity",
+    "check_homogeneity",
+    "check_instrument_permutation",
     "check_inverse_linear_identity",
+    "check_long_option_loss_within_premium",
+    "check_offsetting_position",
+    "check_position_permutation",
+    "check_put_call_parity",
+    "check_scenario_permutation",
+    "check_subadditivity",
     "check_wider_range_monotone",
+    "check_zero_scenario",
+    "concat_accounts",
+    "pnl_scale",
+    "risk_arrays",
+    "worst_loss_margin",
 ]
 
 
@@ -48,29 +50,40 @@ __all__ = [
 # helpers
 
 
-def risk_arrays(k, case: RevalueCase, threads: int = 1):
+def risk_arrays(k: Any, case: RevalueCase, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """``(R, value_now)`` of ``case`` through ``k.revalue``."""
-    return k.revalue(**case.kwargs(), threads=threads)
+    risk, value_now = k.revalue(**case.kwargs(), threads=threads)
+    return risk, value_now
 
 
-def book_pnl(k, risk, risk_unit, n_units: int, positions: Positions, threads: int = 1) -> np.ndarray:
+def book_pnl(  # noqa: PLR0917 - positional API kept for existing callers
+    k: Any, risk: np.ndarray, risk_unit: np.ndarray, n_units: int, positions: Positions, threads: int = 1
+) -> np.ndarray:
     """``P[a, u, s]`` through ``k.net``."""
-    return k.net(risk, risk_unit, n_units, **positions.arrays(), threads=threads)
+    out: np.ndarray = k.net(risk, risk_unit, n_units, **positions.arrays(), threads=threads)
+    return out
 
 
-def pnl_scale(risk, risk_unit, n_units: int, positions: Positions) -> np.ndarray:
+def pnl_scale(risk: np.ndarray, risk_unit: np.ndarray, n_units: int, positions: Positions) -> np.ndarray:
     """``sum_k |q_k| * |R[i_k, s]|`` per (account, unit, scenario): the scale of netting rounding."""
     abs_pos = Positions(positions.account_start, positions.instrument, np.abs(positions.quantity))
     from .. import reference
 
-    return reference.net(np.abs(risk), risk_unit, n_units, **abs_pos.arrays())
+    arrays = abs_pos.arrays()
+    out: np.ndarray = reference.net(
+        np.abs(risk), risk_unit, n_units, arrays["account_start"], arrays["instrument"], arrays["quantity"]
+    )
+    return out
 
 
-def worst_loss_margin(k, pnl, weight=None, gain_factor: float = 1.0) -> np.ndarray:
+def worst_loss_margin(
+    k: Any, pnl: np.ndarray, weight: np.ndarray | None = None, gain_factor: float = 1.0
+) -> np.ndarray:
     """Per account: sum over risk units of the worst (weighted, haircut) loss. ``pnl`` is (A, U, S)."""
     a, u, s = pnl.shape
     loss, _ = k.worst_loss(pnl.reshape(a * u, s), weight, gain_factor)
-    return loss.reshape(a, u).sum(axis=1)
+    out: np.ndarray = loss.reshape(a, u).sum(axis=1)
+    return out
 
 
 def concat_accounts(*books: Positions) -> Positions:
@@ -93,7 +106,7 @@ def _merge_accounts(positions: Positions) -> Positions:
     return Positions(np.array([0, len(positions.instrument)], np.int64), positions.instrument, positions.quantity)
 
 
-def _assert_close(actual, expected, atol, what: str):
+def _assert_close(actual: Any, expected: Any, atol: Any, what: str) -> None:
     actual, expected = np.asarray(actual), np.asarray(expected)
     err = np.abs(actual - expected)
     bad = ~(err <= atol)
@@ -106,7 +119,7 @@ def _assert_close(actual, expected, atol, what: str):
         )
 
 
-def _assert_equal(actual, expected, what: str):
+def _assert_equal(actual: Any, expected: Any, what: str) -> None:
     actual, expected = np.asarray(actual), np.asarray(expected)
     if actual.shape != expected.shape:
         raise AssertionError(f"{what}: shape {actual.shape} != {expected.shape}")
@@ -122,7 +135,7 @@ def _assert_equal(actual, expected, what: str):
 # permutation invariance
 
 
-def check_instrument_permutation(k, case: RevalueCase, positions: Positions, perm) -> None:
+def check_instrument_permutation(k: Any, case: RevalueCase, positions: Positions, perm: Any) -> None:
     """Reordering the instruments (and renumbering the positions to match) permutes the rows of R
     and leaves every account's P&L unchanged -- exactly: no arithmetic changes."""
     perm = np.asarray(perm)
@@ -142,12 +155,17 @@ def check_instrument_permutation(k, case: RevalueCase, positions: Positions, per
     )
 
 
-def check_position_permutation(k, risk, risk_unit, n_units: int, positions: Positions, seed: int, rtol=1e-12) -> None:
+def check_position_permutation(  # noqa: PLR0917 - positional API kept for existing callers
+    k: Any, risk: np.ndarray, risk_unit: np.ndarray, n_units: int, positions: Positions, seed: int, rtol: float = 1e-12
+) -> None:
     """Reordering positions within each account changes P only by summation rounding (within
     ``rtol * sum |q||R|``); reordering whole accounts permutes P's rows exactly."""
     rng = np.random.default_rng(seed)
     order = np.concatenate(
-        [s + rng.permutation(e - s) for s, e in zip(positions.account_start[:-1], positions.account_start[1:])]
+        [
+            s + rng.permutation(e - s)
+            for s, e in zip(positions.account_start[:-1], positions.account_start[1:], strict=True)
+        ]
         + [np.zeros(0, np.int64)]
     ).astype(np.int64)
     within = Positions(positions.account_start, positions.instrument[order], positions.quantity[order])
@@ -165,10 +183,12 @@ def check_position_permutation(k, risk, risk_unit, n_units: int, positions: Posi
         )
         for a in acc
     ]
-    _assert_equal(book_pnl(k, risk, risk_unit, n_units, concat_accounts(*books)), base[acc], "P&L after reordering accounts")
+    _assert_equal(
+        book_pnl(k, risk, risk_unit, n_units, concat_accounts(*books)), base[acc], "P&L after reordering accounts"
+    )
 
 
-def check_scenario_permutation(k, case: RevalueCase, perm) -> None:
+def check_scenario_permutation(k: Any, case: RevalueCase, perm: Any) -> None:
     """Reordering scenarios permutes the columns of R exactly (each scenario is valued alone)."""
     perm = np.asarray(perm)
     risk, now = risk_arrays(k, case)
@@ -181,8 +201,15 @@ def check_scenario_permutation(k, case: RevalueCase, perm) -> None:
 # margin algebra
 
 
-def check_homogeneity(
-    k, risk, risk_unit, n_units: int, positions: Positions, lam: float, gain_factor=1.0, rtol=1e-12
+def check_homogeneity(  # noqa: PLR0917 - positional API kept for existing callers
+    k: Any,
+    risk: np.ndarray,
+    risk_unit: np.ndarray,
+    n_units: int,
+    positions: Positions,
+    lam: float,
+    gain_factor: float = 1.0,
+    rtol: float = 1e-12,
 ) -> None:
     """margin(lam * book) == lam * margin(book) for lam >= 0: exactly when lam is a power of two
     (scaling is then exact), else within ``rtol * lam * sum |q||R|``."""
@@ -198,8 +225,16 @@ def check_homogeneity(
         _assert_close(got, want, rtol * lam * scale, f"margin({lam} * book)")
 
 
-def check_subadditivity(
-    k, risk, risk_unit, n_units: int, a: Positions, b: Positions, weight=None, gain_factor=1.0, rtol=1e-12
+def check_subadditivity(  # noqa: PLR0917 - positional API kept for existing callers
+    k: Any,
+    risk: np.ndarray,
+    risk_unit: np.ndarray,
+    n_units: int,
+    a: Positions,
+    b: Positions,
+    weight: np.ndarray | None = None,
+    gain_factor: float = 1.0,
+    rtol: float = 1e-12,
 ) -> None:
     """Worst-loss margin of the merged book A+B <= margin(A) + margin(B) (a diversification can only
     help), up to netting rounding ``rtol * sum |q||R|``. Holds for any weights >= 0 and any gain
@@ -211,10 +246,12 @@ def check_subadditivity(
     wmax = 1.0 if weight is None else float(np.max(weight, initial=0.0))
     tol = rtol * wmax * pnl_scale(risk, risk_unit, n_units, both).max(axis=2).sum()
     if not mab[0] <= ma[0] + mb[0] + tol:
-        raise AssertionError(f"margin(A+B) = {mab[0]!r} > margin(A) + margin(B) = {ma[0]!r} + {mb[0]!r} (tol {tol:.3g})")
+        raise AssertionError(
+            f"margin(A+B) = {mab[0]!r} > margin(A) + margin(B) = {ma[0]!r} + {mb[0]!r} (tol {tol:.3g})"
+        )
 
 
-def check_empty_book(k, risk, risk_unit, n_units: int, n_accounts: int = 3) -> None:
+def check_empty_book(k: Any, risk: np.ndarray, risk_unit: np.ndarray, n_units: int, n_accounts: int = 3) -> None:
     """Accounts with no positions have zero P&L, zero worst-loss margin and zero VaR / ES."""
     empty = Positions(np.zeros(n_accounts + 1, np.int64), np.zeros(0, np.int32), np.zeros(0))
     pnl = book_pnl(k, risk, risk_unit, n_units, empty)
@@ -227,8 +264,15 @@ def check_empty_book(k, risk, risk_unit, n_units: int, n_accounts: int = 3) -> N
     _assert_equal(np.abs(es), np.zeros_like(es), "ES of an empty book")
 
 
-def check_offsetting_position(
-    k, risk, risk_unit, n_units: int, positions: Positions, instrument: int, quantity: float, rtol=1e-12
+def check_offsetting_position(  # noqa: PLR0917 - positional API kept for existing callers
+    k: Any,
+    risk: np.ndarray,
+    risk_unit: np.ndarray,
+    n_units: int,
+    positions: Positions,
+    instrument: int,
+    quantity: float,
+    rtol: float = 1e-12,
 ) -> None:
     """Adding +q and -q of one instrument to every account leaves its P&L unchanged: exactly when
     the pair comes first (0 + qR - qR == 0 in IEEE arithmetic without fused multiply-add), within
@@ -246,7 +290,10 @@ def check_offsetting_position(
         last_i += [positions.instrument[s:e], pair_i]
         last_q += [positions.quantity[s:e], pair_q]
     starts = np.concatenate([[0], np.cumsum(sizes + 2)]).astype(np.int64)
-    cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
+
+    def cat(parts: list[np.ndarray], dt: Any) -> np.ndarray:
+        return np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)
+
     first = Positions(starts, cat(first_i, np.int32), cat(first_q, float))
     last = Positions(starts, cat(last_i, np.int32), cat(last_q, float))
     _assert_equal(book_pnl(k, risk, risk_unit, n_units, first), base, "P&L with an offsetting pair first")
@@ -254,7 +301,7 @@ def check_offsetting_position(
     _assert_close(book_pnl(k, risk, risk_unit, n_units, last), base, rtol * scale, "P&L with an offsetting pair last")
 
 
-def check_zero_scenario(k, case: RevalueCase) -> None:
+def check_zero_scenario(k: Any, case: RevalueCase) -> None:
     """A scenario with m = 1, no vol shift and no look-ahead revalues every instrument to exactly
     zero P&L (the value now and in the scenario go through the same arithmetic)."""
     sc = case.scenarios
@@ -271,7 +318,9 @@ def check_zero_scenario(k, case: RevalueCase) -> None:
 # pricing identities
 
 
-def check_long_option_loss_within_premium(k, case: RevalueCase, quantity: float = 1.0, rtol=1e-13) -> None:
+def check_long_option_loss_within_premium(
+    k: Any, case: RevalueCase, quantity: float = 1.0, rtol: float = 1e-13
+) -> None:
     """A long option can lose at most its premium: worst loss of +q options <= q * value_now
     (+ ``rtol`` x q x price scale for the rounding of a value near zero)."""
     assert quantity > 0
@@ -290,14 +339,14 @@ def check_long_option_loss_within_premium(k, case: RevalueCase, quantity: float 
         raise AssertionError(f"negative option value now: {now[opt].min()!r}")
 
 
-def _with(ins: Instruments, **changes) -> Instruments:
+def _with(ins: Instruments, **changes: Any) -> Instruments:
     arrays = ins.arrays()
     for f, v in changes.items():
         arrays[f] = np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=arrays[f].dtype), arrays[f].shape))
     return Instruments(**arrays)
 
 
-def check_put_call_parity(k, case: RevalueCase, rtol=1e-13) -> None:
+def check_put_call_parity(k: Any, case: RevalueCase, rtol: float = 1e-13) -> None:
     """Long call - long put (same strike, expiry, vol; linear) is the synthetic forward: its value is
     discount x (F_s - K) x multiplier in every scenario, whatever the vol shock or look-ahead. So
     R_call - R_put == discount x multiplier x (F_s - F) and value_call - value_put == discount x
@@ -314,7 +363,7 @@ def check_put_call_parity(k, case: RevalueCase, rtol=1e-13) -> None:
     _assert_close(vc - vp, (df * mult * (F - K))[:, 0], rtol * size.max(axis=1), "value(call) - value(put)")
 
 
-def check_inverse_linear_identity(k, case: RevalueCase, rtol=1e-13) -> None:
+def check_inverse_linear_identity(k: Any, case: RevalueCase, rtol: float = 1e-13) -> None:
     """DESIGN §3: an inverse option's coin P&L is V(F_s)/S_s - V(F)/S with V the linear (quote)
     value, S_s = S x m; an inverse future / perpetual of notional N has coin P&L N (1/F - 1/F_s).
     Tolerance ``rtol`` x the coin price scale (multiplier x max(F, F_s, K) / min(S, S_s) for options,
@@ -341,7 +390,9 @@ def check_inverse_linear_identity(k, case: RevalueCase, rtol=1e-13) -> None:
     _assert_close(v_inv, np.where(option, v_lin / S[:, 0], 0.0), rtol * size.max(axis=1), "inverse value_now")
 
 
-def check_wider_range_monotone(k, case: RevalueCase, positions: Positions, wide: Scenarios, narrow_columns) -> None:
+def check_wider_range_monotone(
+    k: Any, case: RevalueCase, positions: Positions, wide: Scenarios, narrow_columns: Any
+) -> None:
     """Widening the scenario set never lowers the worst-case margin: if the narrow grid is the
     columns ``narrow_columns`` of ``wide``, every account's margin on ``wide`` >= that on the narrow
     grid -- exactly (the shared scenarios revalue identically)."""

@@ -41,33 +41,34 @@ as arguments.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ..reference import CALL, FUTURE, INVERSE, LINEAR, PERPETUAL, PUT, SPOT
+from ..codes import CALL, FUTURE, INVERSE, LINEAR, PERPETUAL, PUT, SPOT
 
 __all__ = [
     "KINDS",
-    "SETTLEMENTS",
     "OPTION_KINDS",
-    "Market",
+    "SETTLEMENTS",
     "Instruments",
-    "Scenarios",
-    "RevalueCase",
+    "Market",
     "Positions",
+    "RevalueCase",
+    "Scenarios",
+    "instruments",
     "log_uniform",
     "markets",
-    "instruments",
-    "scenario_grids",
-    "regular_grid",
-    "vol_shock_params",
-    "revalue_cases",
-    "positions",
     "pnl_matrices",
-    "probabilities",
+    "positions",
     "price_scale",
+    "probabilities",
+    "regular_grid",
+    "revalue_cases",
+    "scenario_grids",
+    "vol_shock_params",
 ]
 
 KINDS = (FUTURE, PERPETUAL, CALL, PUT, SPOT)
@@ -132,7 +133,7 @@ class Instruments:
     def arrays(self) -> dict[str, np.ndarray]:
         return {f: getattr(self, f) for f in self.FIELDS}
 
-    def take(self, index) -> "Instruments":
+    def take(self, index: Any) -> Instruments:
         """The rows `index` (e.g. a permutation), as a new Instruments."""
         return Instruments(**{f: np.ascontiguousarray(getattr(self, f)[index]) for f in self.FIELDS})
 
@@ -147,18 +148,20 @@ class Scenarios:
 
     @property
     def n_scenarios(self) -> int:
-        return self.price_multiplier.shape[1]
+        return int(self.price_multiplier.shape[1])
 
     def arrays(self) -> dict[str, np.ndarray | None]:
         return {"price_multiplier": self.price_multiplier, "vol_shift": self.vol_shift, "time_shift": self.time_shift}
 
-    def take(self, columns) -> "Scenarios":
+    def take(self, columns: Any) -> Scenarios:
         """The scenarios `columns` (e.g. a permutation or a subset), as a new Scenarios."""
 
-        def cols(a, axis):
+        def cols(a: np.ndarray | None, axis: int) -> np.ndarray | None:
             return None if a is None else np.ascontiguousarray(np.take(a, columns, axis=axis))
 
-        return Scenarios(cols(self.price_multiplier, 1), cols(self.vol_shift, 1), cols(self.time_shift, 0))
+        price = cols(self.price_multiplier, 1)
+        assert price is not None
+        return Scenarios(price, cols(self.vol_shift, 1), cols(self.time_shift, 0))
 
 
 @dataclass(frozen=True)
@@ -168,9 +171,9 @@ class RevalueCase:
     market: Market
     instruments: Instruments
     scenarios: Scenarios
-    shock: dict = field(default_factory=lambda: {"vol_shock": "none"})
+    shock: dict[str, Any] = field(default_factory=lambda: {"vol_shock": "none"})
 
-    def kwargs(self) -> dict:
+    def kwargs(self) -> dict[str, Any]:
         return {**self.instruments.arrays(), "spot": self.market.spot, **self.scenarios.arrays(), **self.shock}
 
     def price_scale(self) -> np.ndarray:
@@ -213,11 +216,14 @@ def price_scale(instruments: Instruments, spot: np.ndarray) -> np.ndarray:
     s = np.asarray(spot, dtype=float)[np.asarray(instruments.risk_unit)]
     inverse = np.asarray(instruments.settlement) == INVERSE
     option = np.isin(instruments.kind, OPTION_KINDS)
-    return np.where(~inverse, mult * fwd, np.where(option, mult * fwd / s, mult / fwd))
+    out: np.ndarray = np.where(~inverse, mult * fwd, np.where(option, mult * fwd / s, mult / fwd))
+    return out
 
 
 @st.composite
-def markets(draw, min_units: int = 1, max_units: int = 3, spot_exp=SPOT_EXP) -> Market:
+def markets(
+    draw: st.DrawFn, min_units: int = 1, max_units: int = 3, spot_exp: tuple[float, float] = SPOT_EXP
+) -> Market:
     """A market snapshot: spot of each of 1..3 risk units in 10**[-2, 5]."""
     n = draw(st.integers(min_units, max_units))
     spot = np.array([draw(log_uniform(*spot_exp)) for _ in range(n)])
@@ -225,16 +231,16 @@ def markets(draw, min_units: int = 1, max_units: int = 3, spot_exp=SPOT_EXP) -> 
 
 
 @st.composite
-def instruments(
-    draw,
-    spot,
+def instruments(  # noqa: PLR0917 - positional API kept for existing callers
+    draw: st.DrawFn,
+    spot: Any,
     min_size: int = 1,
     max_size: int = 8,
-    kinds=KINDS,
-    settlements=SETTLEMENTS,
-    expiry=EXPIRY,
-    vol=VOL,
-    moneyness_exp=MONEYNESS_EXP,
+    kinds: Any = KINDS,
+    settlements: Any = SETTLEMENTS,
+    expiry: Any = EXPIRY,
+    vol: Any = VOL,
+    moneyness_exp: Any = MONEYNESS_EXP,
 ) -> Instruments:
     """Instruments on the risk units of ``spot`` (an array, e.g. ``Market.spot``).
 
@@ -256,7 +262,7 @@ def instruments(
         mult = draw(log_uniform(*(NOTIONAL_EXP if inverse_linear else MULT_EXP)))
         strike = fwd * 10.0 ** draw(_floats(*moneyness_exp))
         rows.append((kind, settlement, unit, strike, draw(expiries), mult, fwd, draw(_floats(*DISCOUNT)), draw(vols)))
-    cols = list(zip(*rows))
+    cols = list(zip(*rows, strict=True))
     return Instruments(
         kind=np.array(cols[0], dtype=np.int8),
         settlement=np.array(cols[1], dtype=np.int8),
@@ -270,7 +276,7 @@ def instruments(
     )
 
 
-def regular_grid(price_range: float, n_points: int, vol_states=(0.0,), n_units: int = 1) -> Scenarios:
+def regular_grid(price_range: float, n_points: int, vol_states: Any = (0.0,), n_units: int = 1) -> Scenarios:
     """A SPAN / Deribit style grid: ``n_points`` price moves evenly over [1 - r, 1 + r] times each
     vol state (vol shift), the same for every risk unit. Columns are price-major."""
     moves = np.linspace(1.0 - price_range, 1.0 + price_range, n_points)
@@ -280,14 +286,14 @@ def regular_grid(price_range: float, n_points: int, vol_states=(0.0,), n_units: 
 
 
 @st.composite
-def scenario_grids(
-    draw,
+def scenario_grids(  # noqa: PLR0917 - positional API kept for existing callers
+    draw: st.DrawFn,
     n_units: int,
     min_scenarios: int = 1,
     max_scenarios: int = 130,
-    vol_shift=None,
-    time_shift=None,
-    price_mult=PRICE_MULT,
+    vol_shift: bool | None = None,
+    time_shift: bool | None = None,
+    price_mult: Any = PRICE_MULT,
 ) -> Scenarios:
     """Scenarios for ``n_units`` risk units: either a regular grid (price range x vol states) or
     free joint draws (historical style). ``vol_shift`` / ``time_shift``: True, False or None (draw)."""
@@ -312,7 +318,9 @@ def scenario_grids(
 
 
 @st.composite
-def vol_shock_params(draw, kinds=("none", "multiplicative", "additive", "relative")) -> dict:
+def vol_shock_params(
+    draw: st.DrawFn, kinds: Any = ("none", "multiplicative", "additive", "relative")
+) -> dict[str, Any]:
     """Keyword arguments of the vol-shock model: kind, tau floor (days), short / long powers in
     [0, 1], optional floor on the up-shocked vol in [0, 1]."""
     return {
@@ -325,18 +333,18 @@ def vol_shock_params(draw, kinds=("none", "multiplicative", "additive", "relativ
 
 
 @st.composite
-def revalue_cases(
-    draw,
+def revalue_cases(  # noqa: PLR0917 - positional API kept for existing callers
+    draw: st.DrawFn,
     max_units: int = 3,
     min_instruments: int = 1,
     max_instruments: int = 8,
     min_scenarios: int = 1,
     max_scenarios: int = 130,
-    kinds=KINDS,
-    settlements=SETTLEMENTS,
-    vol_shift=None,
-    time_shift=None,
-    shocks=("none", "multiplicative", "additive", "relative"),
+    kinds: Any = KINDS,
+    settlements: Any = SETTLEMENTS,
+    vol_shift: bool | None = None,
+    time_shift: bool | None = None,
+    shocks: Any = ("none", "multiplicative", "additive", "relative"),
 ) -> RevalueCase:
     """A complete revalue input: market, instruments on it, a scenario set, a vol-shock model."""
     market = draw(markets(max_units=max_units))
@@ -355,7 +363,7 @@ def quantities(allow_zero: bool = True) -> st.SearchStrategy[float]:
 
 @st.composite
 def positions(
-    draw, n_instruments: int, min_accounts: int = 1, max_accounts: int = 5, max_per_account: int = 8
+    draw: st.DrawFn, n_instruments: int, min_accounts: int = 1, max_accounts: int = 5, max_per_account: int = 8
 ) -> Positions:
     """Sparse positions in CSR form over ``n_instruments`` instruments. Accounts may be empty and may
     hold the same instrument twice (both rows count)."""
