@@ -192,16 +192,36 @@ def _text_values(col: pd.Series) -> list[Any]:
     return [v if v is None or isinstance(v, str) else str(v) for v in values.tolist()]
 
 
-def _plain_totals(tot: dict[str, Any]) -> dict[str, Any]:
+def json_value(value: Any) -> Any:
+    """One value made JSON-ready: NumPy scalars as Python numbers, NaN / NA / infinities as None
+    (a mapping names its infinite fields in ``infinite``, see :func:`json_mapping`)."""
+    if isinstance(value, dict):
+        return json_mapping(value)
+    if isinstance(value, (list, tuple)):
+        return [json_value(v) for v in value]
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if np.isfinite(v) else None
+    if isinstance(value, str):
+        return value
+    return str(value)
+
+
+def json_mapping(mapping: dict[str, Any]) -> dict[str, Any]:
+    """A mapping made JSON-ready by :func:`json_value`; infinite numbers become None and are named
+    with their sign in the mapping's ``infinite`` object (the rule of docs/cli.md)."""
     out: dict[str, Any] = {}
     flags: dict[str, int] = {}
-    for k, v in tot.items():
-        if isinstance(v, float) and not np.isfinite(v):
-            out[k] = None
-            if np.isinf(v):
-                flags[k] = 1 if v > 0 else -1
-        else:
-            out[k] = v
+    for k, v in mapping.items():
+        if isinstance(v, (float, np.floating)) and np.isinf(v):
+            flags[str(k)] = 1 if v > 0 else -1
+        out[str(k)] = json_value(v)
     if flags:
         out["infinite"] = flags
     return out
@@ -221,7 +241,7 @@ def result_json(result: MarginResult, rows: pd.DataFrame | None = None) -> str:
         "currency": result.currency,
         "components": list(result.components),
         "n_accounts": len(result.accounts),
-        "totals": _plain_totals(totals(result)),
+        "totals": json_mapping(totals(result)),
         "accounts": records(accounts),
         "by_unit": records(by_unit),
     }

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine import Engine
     from ..historical import backtest, load_history
     from ..model import MarginModel, load_model
-    from ._io import plain
+    from ._output import json_mapping
 
     model = load_model(args.model)
     if not isinstance(model, MarginModel):
@@ -80,11 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         res.plot(args.plot)
     if args.json:
-
-        def clean(d: dict[str, Any]) -> dict[str, Any]:
-            return {k: clean(v) if isinstance(v, dict) else plain(v) for k, v in d.items()}
-
-        print(json.dumps({"model": res.model, **clean(res.stats)}, indent=2))
+        print(json.dumps({"model": res.model, **json_mapping(res.stats)}, indent=2, allow_nan=False))
         return 0
     _print_text(res)
     return 0

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from ..historical import load_history
     from ..historical.calibrate import calibrate
     from ..model import MarginModel, load_model
-    from ._io import plain
+    from ._output import records
 
     model = load_model(args.model)
     if not isinstance(model, MarginModel):
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
     )
     if args.json:
-        rows = [{k: plain(v) for k, v in row.items()} for row in res.table.reset_index().to_dict("records")]
+        rows = records(res.table.reset_index())
         print(
             json.dumps(
                 {
@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
                     "underlyings": rows,
                 },
                 indent=2,
+                allow_nan=False,
             )
         )
         return 0

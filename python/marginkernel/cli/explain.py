@@ -50,14 +50,15 @@ def load_engine(args: argparse.Namespace) -> Any:
 
 
 def frame_records(frame: Any) -> list[dict[str, Any]]:
-    from ._io import plain
+    from ._output import records
 
-    return [{k: plain(v) if not isinstance(v, str) else v for k, v in row.items()} for row in frame.to_dict("records")]
+    return records(frame)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..explain import explain
     from ._io import read_collateral, read_table
+    from ._output import json_value
 
     engine = load_engine(args)
     positions = read_table(args.positions, "positions")
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             "positions": frame_records(ex.positions),
             "collateral": frame_records(ex.collateral),
         }
-        print(json.dumps(out, indent=2))
+        print(json.dumps(json_value(out), indent=2, allow_nan=False))
         return 0
     print(f"model '{engine.model.name}'; contributions to IM in {ex.currency} (they add up to IM per account)\n")
     fmt = {"float_format": lambda v: f"{v:,.2f}"}

@@ -47,7 +47,8 @@ def _costs(path: str) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from ..optimise import allocate, hedge, liquidation_plan
-    from ._io import plain, read_collateral, read_table
+    from ._io import read_collateral, read_table
+    from ._output import json_mapping, json_value
     from .explain import frame_records, load_engine
 
     engine = load_engine(args)
@@ -71,9 +72,15 @@ def run(args: argparse.Namespace) -> int:
             engine, positions, account=args.account, sub_accounts=args.sub_accounts, isolated=args.isolated
         )
         table = result.assignment
-    summary = {k: plain(v) if not isinstance(v, str) else v for k, v in result.summary().items()}
+    summary = json_mapping(result.summary())
     if args.json:
-        print(json.dumps({"kind": args.kind, "summary": summary, "table": frame_records(table)}, indent=2))
+        print(
+            json.dumps(
+                json_value({"kind": args.kind, "summary": summary, "table": frame_records(table)}),
+                indent=2,
+                allow_nan=False,
+            )
+        )
         return 0
     for k, v in summary.items():
         print(f"{k:24s} {v:,.6g}" if isinstance(v, float) else f"{k:24s} {v}")

@@ -43,6 +43,7 @@ def _days(text: str) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     from .. import stress
     from ._io import read_collateral, read_mapping, read_table
+    from ._output import json_value
     from .explain import frame_records, load_engine
 
     engine = load_engine(args)
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             k: frame_records(v.astype({c: str for c in v.columns if c in ("start", "end")}))
             for k, v in sections.items()
         }
-        print(json.dumps(out, indent=2))
+        print(json.dumps(json_value(out), indent=2, allow_nan=False))
         return 0
     for name, frame in sections.items():
         print(f"== {name} ==")

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from ..addons import CALL, FUTURE, KIND_NAMES, PERPETUAL, PUT, AddOn, Context
+from ..addons import AddOn, Context
+from ..addons.conventions import KIND_NAMES
+from ..codes import CALL, FUTURE, PERPETUAL, PUT
 
 
 def _pro_rata(ctx: Context, charge: np.ndarray, basis: np.ndarray) -> np.ndarray:

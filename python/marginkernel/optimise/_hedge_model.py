@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from ..addons import CALL, KIND_NAMES, PUT, instrument_units
+from ..addons import instrument_units
+from ..addons.conventions import KIND_NAMES
+from ..codes import CALL, PUT
 from ..explain._tree import gain_factors, report_fx
 from ._lp import LP, Expr, add, times, var_expr
 
