@@ -59,7 +59,8 @@ inline double vol_scale(double expiry_years, const ScenariosView& sc) {
 
 // The option kernel works one SIMD packet of scenarios at a time with Eigen's packet functions,
 // so that a whole valuation stays in registers (Eigen array expressions over blocks of scenarios
-// spill every temporary to the stack: ~135 vs ~187 M valuations/s on AVX-512). Operations are
+// spill every temporary to the stack and were measurably slower: bench/results/design.json).
+// Operations are
 // unfused (-ffp-contract=off) except the two Horner polynomials of the tail ratio, which use pmadd
 // (fused on FMA targets). The value now and the scenarios share this code path, and
 // normal_cdf_array evaluates the same functions, so the accuracy tests measure what prices use.
@@ -198,13 +199,19 @@ inline Pk black76(const Option& o, const Pk& m, const Pk& log_m, const Pk& vol, 
 
 }  // namespace pk
 
-void revalue_rows(const InstrumentsView& in, const ScenariosView& sc, const double* log_multiplier,
-                  const double* inv_multiplier, std::size_t begin, std::size_t end, double* risk,
-                  double* base_value) {
+// Whether every lane of v is finite (x - x is 0 for finite x, NaN for inf and NaN).
+inline pk::Pk finite_lanes(const pk::Pk& v) {
+    return Eigen::internal::pcmp_eq(Eigen::internal::psub(v, v), pk::c(0.0));
+}
+
+std::size_t revalue_rows(const InstrumentsView& in, const ScenariosView& sc, const double* log_multiplier,
+                         const double* inv_multiplier, std::size_t begin, std::size_t end, double* risk,
+                         double* base_value) {
     namespace ei = Eigen::internal;
     using pk::Pk;
     using pk::L;
     const std::size_t ns = sc.n_scenarios;
+    std::size_t first_bad = kNone;
     for (std::size_t i = begin; i < end; ++i) {
         const auto kind = static_cast<Kind>(in.kind[i]);
         const bool inverse = static_cast<Settlement>(in.settlement[i]) == Settlement::inverse;
@@ -233,6 +240,7 @@ void revalue_rows(const InstrumentsView& in, const ScenariosView& sc, const doub
                 else
                     pnl = mult * (1.0 / fwd - 1.0 / (fwd * mb));
                 Eigen::Map<Block, Eigen::Unaligned>(out + s0).head(n) = pnl.head(n);
+                if (first_bad == kNone && !pnl.head(n).isFinite().all()) first_bad = i;
             }
             if (base_value) base_value[i] = 0.0;
             continue;
@@ -277,9 +285,13 @@ void revalue_rows(const InstrumentsView& in, const ScenariosView& sc, const doub
         };
         const double* time_shift = sc.time_shift;
         std::size_t s = 0;
-        for (; s + L <= ns; s += L)
-            ei::pstoreu(out + s, one_packet(m + s, log_m + s, inv_m + s, shift ? shift + s : nullptr,
-                                            time_shift ? time_shift + s : nullptr));
+        Pk finite = finite_lanes(p_base);
+        for (; s + L <= ns; s += L) {
+            const Pk v = one_packet(m + s, log_m + s, inv_m + s, shift ? shift + s : nullptr,
+                                    time_shift ? time_shift + s : nullptr);
+            finite = ei::pand(finite, finite_lanes(v));
+            ei::pstoreu(out + s, v);
+        }
         if (s < ns) {
             const std::size_t n = ns - s;
             double bm[L], blm[L], binv[L], bshift[L], btime[L], res[L];
@@ -292,11 +304,17 @@ void revalue_rows(const InstrumentsView& in, const ScenariosView& sc, const doub
                 btime[k] = in_range && time_shift ? time_shift[s + k] : 0.0;
             }
             ei::pstoreu(res, one_packet(bm, blm, binv, shift ? bshift : nullptr, time_shift ? btime : nullptr));
-            for (std::size_t k = 0; k < n; ++k) out[s + k] = res[k];
+            for (std::size_t k = 0; k < n; ++k) {
+                out[s + k] = res[k];
+                if (!std::isfinite(res[k])) finite = pk::c(0.0);
+            }
         }
+        if (first_bad == kNone && !pk::all(finite)) first_bad = i;
     }
+    return first_bad;
 }
 
+// y += a * x (the netting tail).
 void axpy(double* y, const double* x, double a, std::size_t n) {
     Eigen::Map<Eigen::ArrayXd>(y, static_cast<Eigen::Index>(n)) +=
         a * Eigen::Map<const Eigen::ArrayXd>(x, static_cast<Eigen::Index>(n));
@@ -333,13 +351,15 @@ void normal_cdf_array(const double* x, double* out, std::size_t n) {
 // its exact opposite cancel exactly.
 using Packet = Eigen::internal::packet_traits<double>::type;
 constexpr std::size_t kLanes = static_cast<std::size_t>(Eigen::internal::packet_traits<double>::size);
-constexpr std::size_t kNetPackets = 8;  // 64 scenarios on AVX-512, 32 on AVX2 (bench/bench_net.py)
+constexpr std::size_t kNetPackets = 8;  // 64 scenarios on AVX-512, 32 on AVX2
 constexpr std::size_t kNetBlock = kNetPackets * kLanes;
 constexpr std::int64_t kNetAhead = 4;  // positions ahead whose risk slice is prefetched
 
-void net_accounts(const RiskArraysView& r, const PositionsView& p, std::size_t begin,
-                  std::size_t end, double* pnl) {
+std::size_t net_accounts(const RiskArraysView& r, const PositionsView& p, std::size_t begin,
+                         std::size_t end, double* pnl) {
     namespace ei = Eigen::internal;
+    if (begin >= end) return kNone;  // nothing to net: allocate nothing (n_units may be huge)
+    std::size_t first_bad = kNone;  // an account whose P&L overflowed (finite inputs, huge values)
     const std::size_t ns = r.n_scenarios;
     const std::size_t units = r.n_units;
     const std::size_t row = units * ns;
@@ -387,16 +407,21 @@ void net_accounts(const RiskArraysView& r, const PositionsView& p, std::size_t b
                 double* dst = pnl + a * row + unit * ns + s0;
                 if (mark[unit] != tag) {
                     mark[unit] = tag;
-                    for (std::size_t j = 0; j < kNetPackets; ++j) ei::pstoreu(dst + j * kLanes, acc[j]);
                 } else {
                     for (std::size_t j = 0; j < kNetPackets; ++j)
-                        ei::pstoreu(dst + j * kLanes, ei::padd(ei::ploadu<Packet>(dst + j * kLanes), acc[j]));
+                        acc[j] = ei::padd(ei::ploadu<Packet>(dst + j * kLanes), acc[j]);
                 }
+                Packet finite = finite_lanes(acc[0]);
+                for (std::size_t j = 0; j < kNetPackets; ++j) {
+                    ei::pstoreu(dst + j * kLanes, acc[j]);
+                    finite = ei::pand(finite, finite_lanes(acc[j]));
+                }
+                if (!pk::all(finite) && a < first_bad) first_bad = a;
                 unit = next_unit;
             }
         }
     }
-    if (full == ns) return;
+    if (full == ns) return first_bad;
     // The last ns % kNetBlock scenarios: clear the tails of the rows that have positions, then add
     // position by position.
     const auto tail = [&](std::size_t a, std::int64_t k) {
@@ -408,7 +433,11 @@ void net_accounts(const RiskArraysView& r, const PositionsView& p, std::size_t b
         for (auto k = p.account_start[a]; k < p.account_start[a + 1]; ++k)
             axpy(tail(a, k), r.risk + static_cast<std::size_t>(p.instrument[k]) * ns + full, p.quantity[k],
                  ns - full);
+        for (auto k = p.account_start[a]; k < p.account_start[a + 1] && a < first_bad; ++k)
+            for (std::size_t s = 0; s < ns - full; ++s)
+                if (!std::isfinite(tail(a, k)[s])) first_bad = a;
     }
+    return first_bad;
 }
 
 // The pre-trade what-if (see Kernels::whatif_min).
@@ -553,6 +582,67 @@ void whatif_fill(double* p, const double* r, double q, std::size_t n) {
     for (; s < n; ++s) p[s] = whatif::madd(q, r[s], p[s]);
 }
 
+// worst_loss (see Kernels::worst_loss_rows). Each lane keeps its running minimum of v = w * h(P)
+// and the packet where it first reached it (strict <), so the first scenario attaining the overall
+// minimum is the smallest index among the lanes holding it; the last ns % L scenarios are scalar.
+// v is one multiply (h) and one multiply (w), the same operations as the scalar code, so every
+// target returns the same loss and scenario bit for bit.
+std::size_t worst_loss_rows(const double* pnl, std::size_t begin, std::size_t end, std::size_t ns,
+                            const double* weight, std::size_t weight_rows, double gain_factor, double* loss,
+                            std::int32_t* worst) {
+    namespace ei = Eigen::internal;
+    using pk::c;
+    using pk::L;
+    using pk::Pk;
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    const Pk g = c(gain_factor), zero = c(0.0);
+    std::size_t first_bad = kNone;
+    for (std::size_t r = begin; r < end; ++r) {
+        const double* p = pnl + r * ns;
+        const double* w = weight ? weight + (r % weight_rows) * ns : nullptr;
+        const auto value = [&](std::size_t s) {
+            const Pk x = ei::ploadu<Pk>(p + s);
+            const Pk h = ei::pselect(ei::pcmp_lt(zero, x), ei::pmul(g, x), x);
+            return w ? ei::pmul(ei::ploadu<Pk>(w + s), h) : h;
+        };
+        Pk best = c(inf), where = zero, finite = finite_lanes(zero);
+        std::size_t s = 0;
+        for (; s + L <= ns; s += L) {
+            const Pk v = value(s);
+            finite = ei::pand(finite, finite_lanes(v));
+            const Pk lt = ei::pcmp_lt(v, best);
+            best = ei::pselect(lt, v, best);
+            where = ei::pselect(lt, c(static_cast<double>(s)), where);
+        }
+        double lane_best[L], lane_where[L];
+        ei::pstoreu(lane_best, best);
+        ei::pstoreu(lane_where, where);
+        double min_value = inf;
+        std::size_t at = 0;
+        bool ok = pk::all(finite);
+        for (std::size_t j = 0; j < L && s > 0; ++j) {
+            const std::size_t index = static_cast<std::size_t>(lane_where[j]) + j;
+            if (lane_best[j] < min_value || (lane_best[j] == min_value && index < at)) {
+                min_value = lane_best[j];
+                at = index;
+            }
+        }
+        for (; s < ns; ++s) {
+            const double h = p[s] > 0.0 ? gain_factor * p[s] : p[s];
+            const double v = w ? w[s] * h : h;
+            ok = ok && std::isfinite(v);
+            if (v < min_value) {
+                min_value = v;
+                at = s;
+            }
+        }
+        if (!ok && first_bad == kNone) first_bad = r;
+        loss[r] = std::max(0.0, -min_value);
+        if (worst) worst[r] = static_cast<std::int32_t>(at);
+    }
+    return first_bad;
+}
+
 }  // namespace
 }  // namespace MK_TARGET
 
@@ -561,7 +651,7 @@ const Kernels MK_CAT(kernels_, MK_TARGET) = {
     MK_STR(MK_TARGET),
     &MK_TARGET::revalue_rows,
     &MK_TARGET::net_accounts,
-    &MK_TARGET::axpy,
+    &MK_TARGET::worst_loss_rows,
     &MK_TARGET::normal_cdf_array,
     &MK_TARGET::whatif_min,
     &MK_TARGET::whatif_fill,

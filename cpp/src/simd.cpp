@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <string>
 
 #include "kernels.hpp"
 
@@ -38,8 +39,13 @@ const Kernels* find(const std::string& name) {
     return nullptr;
 }
 
+const char* environment() {
+    const char* env = std::getenv("MARGINKERNEL_SIMD");
+    return env && *env ? env : nullptr;
+}
+
 const Kernels* initial_choice() {
-    if (const char* env = std::getenv("MARGINKERNEL_SIMD"))
+    if (const char* env = environment())
         if (const Kernels* k = find(env)) return k;
     for (const Kernels* k : all_targets)
         if (supported(*k)) return k;
@@ -62,6 +68,16 @@ std::vector<std::string> available_simd_targets() {
     for (const Kernels* k : all_targets)
         if (supported(*k)) names.emplace_back(k->name);
     return names;
+}
+
+SimdEnvironment simd_environment() {
+    SimdEnvironment e;
+    if (const char* env = environment()) {
+        e.value = env;
+        e.known = e.value == "baseline" || e.value == "avx2" || e.value == "avx512";
+        e.honoured = find(e.value) != nullptr;
+    }
+    return e;
 }
 
 std::string simd_target() { return detail::active_kernels().name; }

@@ -15,4 +15,16 @@ std::string simd_target();                          // the one in use
 // MARGINKERNEL_SIMD sets the initial choice.
 void select_simd_target(const std::string& name);
 
+// What the environment variable MARGINKERNEL_SIMD asked for (empty or unset: nothing, the best
+// target the CPU supports is used). `known`: it names a target of this project (baseline, avx2,
+// avx512); `honoured`: that target is compiled in and supported by this CPU, and so in use at
+// start-up. The library itself never fails over it; the Python module refuses an unknown name at
+// import and warns when a known one cannot be honoured (then the best supported target is used).
+struct SimdEnvironment {
+    std::string value;
+    bool known = false;
+    bool honoured = false;
+};
+SimdEnvironment simd_environment();
+
 }  // namespace marginkernel
