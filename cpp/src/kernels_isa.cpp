@@ -72,19 +72,7 @@ constexpr std::size_t L = static_cast<std::size_t>(ei::packet_traits<double>::si
 
 inline Pk c(double v) { return ei::pset1<Pk>(v); }
 
-// Whether some / every lane of a comparison mask (all bits set or clear per lane) is set.
-inline bool any(const Pk& mask) {
-#if defined(__AVX512F__)
-    const __m512i bits = _mm512_castpd_si512(mask);
-    return _mm512_test_epi64_mask(bits, bits) != 0;
-#elif defined(__AVX__)
-    return _mm256_movemask_pd(mask) != 0;
-#elif defined(__SSE2__)
-    return _mm_movemask_pd(mask) != 0;
-#else
-    return ei::predux_max(ei::pselect(mask, c(1.0), c(0.0))) > 0.0;
-#endif
-}
+// Whether every lane of a comparison mask (all bits set or clear per lane) is set.
 inline bool all(const Pk& mask) {
 #if defined(__AVX512F__)
     const __m512i bits = _mm512_castpd_si512(mask);
