@@ -29,34 +29,34 @@ def each_target() -> Iterator[None]:
 
 def book(seed: int, n: int = 700, units: int = 3, ns: int = 131) -> dict:
     rng = np.random.default_rng(seed)
-    return dict(
-        kind=rng.integers(0, 5, n).astype(np.int8),
-        settlement=rng.integers(0, 2, n).astype(np.int8),
-        risk_unit=rng.integers(0, units, n).astype(np.int32),
-        strike=rng.uniform(20, 300, n),
-        expiry=rng.uniform(-0.01, 2, n),
-        multiplier=rng.uniform(0.1, 10, n),
-        forward=rng.uniform(50, 150, n),
-        discount=rng.uniform(0.9, 1, n),
-        vol=rng.uniform(0, 2, n),
-        spot=np.full(units, 100.0),
-        price_multiplier=rng.uniform(0.3, 2.5, (units, ns)),
-        vol_shift=rng.uniform(-0.9, 0.9, (units, ns)),
-        time_shift=rng.uniform(0, 0.05, ns),
-        vol_shock="multiplicative",
-        short_power=0.3,
-        long_power=0.5,
-    )
+    return {
+        "kind": rng.integers(0, 5, n).astype(np.int8),
+        "settlement": rng.integers(0, 2, n).astype(np.int8),
+        "risk_unit": rng.integers(0, units, n).astype(np.int32),
+        "strike": rng.uniform(20, 300, n),
+        "expiry": rng.uniform(-0.01, 2, n),
+        "multiplier": rng.uniform(0.1, 10, n),
+        "forward": rng.uniform(50, 150, n),
+        "discount": rng.uniform(0.9, 1, n),
+        "vol": rng.uniform(0, 2, n),
+        "spot": np.full(units, 100.0),
+        "price_multiplier": rng.uniform(0.3, 2.5, (units, ns)),
+        "vol_shift": rng.uniform(-0.9, 0.9, (units, ns)),
+        "time_shift": rng.uniform(0, 0.05, ns),
+        "vol_shock": "multiplicative",
+        "short_power": 0.3,
+        "long_power": 0.5,
+    }
 
 
 def positions(seed: int, n_instruments: int, accounts: int = 150) -> dict:
     rng = np.random.default_rng(seed)
     counts = rng.integers(0, 12, accounts)
-    return dict(
-        account_start=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-        instrument=rng.integers(0, n_instruments, counts.sum()).astype(np.int32),
-        quantity=rng.integers(-20, 21, counts.sum()) * 0.25,
-    )
+    return {
+        "account_start": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        "instrument": rng.integers(0, n_instruments, counts.sum()).astype(np.int32),
+        "quantity": rng.integers(-20, 21, counts.sum()) * 0.25,
+    }
 
 
 @pytest.mark.parametrize("target", TARGETS)
