@@ -63,6 +63,18 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.def("select_simd_target", &select_simd_target, py::arg("name"),
           "Use the named SIMD target (for testing every compiled path).");
 
+    m.def(
+        "_stream_seconds",
+        [](bindings::f64& x, int passes, bool write) {
+            if (write && !x.writeable()) throw InvalidInput("x", -1, "is read-only");
+            double* data = const_cast<double*>(x.data());  // written only when write (checked above)
+            const auto n = static_cast<std::size_t>(x.size());
+            py::gil_scoped_release release;  // touches only x, which the caller keeps alive
+            return stream_seconds(data, n, passes, write);
+        },
+        py::arg("x"), py::arg("passes"), py::arg("write"),
+        "Benchmark probe: best seconds of a streaming read or write of x (bench/benchutil.py).");
+
     bindings::bind_revalue(m);
     bindings::bind_net(m);
     bindings::bind_reduce(m);

@@ -43,6 +43,10 @@ struct Kernels {
     // state after the same fill bit for bit.
     double (*whatif_min)(const double* p, const double* r, double q, double gain_factor, std::size_t n,
                          std::int32_t* worst);
+    // Bandwidth probes of the benchmarks (bench/benchutil.py): a streaming read (the sum of x, with
+    // independent accumulators so that loads, not additions, are the limit) and a streaming write.
+    double (*stream_read)(const double* x, std::size_t n);
+    void (*stream_write)(double* x, std::size_t n, double value);
     // p[s] = p[s] + q * r[s] for s < n, rounded as whatif_min rounds it: the fill of account.cpp.
     void (*whatif_fill)(double* p, const double* r, double q, std::size_t n);
 };

@@ -60,10 +60,10 @@ inline double vol_scale(double expiry_years, const ScenariosView& sc) {
 // The option kernel works one SIMD packet of scenarios at a time with Eigen's packet functions,
 // so that a whole valuation stays in registers (Eigen array expressions over blocks of scenarios
 // spill every temporary to the stack and were measurably slower: bench/results/design.json).
-// Operations are
-// unfused (-ffp-contract=off) except the two Horner polynomials of the tail ratio, which use pmadd
-// (fused on FMA targets). The value now and the scenarios share this code path, and
-// normal_cdf_array evaluates the same functions, so the accuracy tests measure what prices use.
+// Operations are unfused (-ffp-contract=off) except the two Horner polynomials of the tail ratio and
+// Eigen's exp, which use pmadd (fused on FMA targets: the cross-target bound of docs/determinism.md).
+// The value now and the scenarios share this code path, and normal_cdf_array evaluates the same
+// functions, so the accuracy tests measure what prices use.
 namespace pk {
 
 namespace ei = Eigen::internal;
@@ -631,6 +631,31 @@ std::size_t worst_loss_rows(const double* pnl, std::size_t begin, std::size_t en
     return first_bad;
 }
 
+// Bandwidth probes (see Kernels::stream_read / stream_write).
+double stream_read(const double* x, std::size_t n) {
+    namespace ei = Eigen::internal;
+    using pk::L;
+    using pk::Pk;
+    Pk acc[8];
+    for (auto& a : acc) a = pk::c(0.0);
+    std::size_t s = 0;
+    for (; s + 8 * L <= n; s += 8 * L)
+        for (std::size_t j = 0; j < 8; ++j) acc[j] = ei::padd(acc[j], ei::ploadu<Pk>(x + s + j * L));
+    double total = 0.0;
+    for (; s < n; ++s) total += x[s];
+    for (const auto& a : acc) total += ei::predux(a);
+    return total;
+}
+
+void stream_write(double* x, std::size_t n, double value) {
+    namespace ei = Eigen::internal;
+    using pk::L;
+    const pk::Pk v = pk::c(value);
+    std::size_t s = 0;
+    for (; s + L <= n; s += L) ei::pstoreu(x + s, v);
+    for (; s < n; ++s) x[s] = value;
+}
+
 }  // namespace
 }  // namespace MK_TARGET
 
@@ -642,6 +667,8 @@ const Kernels MK_CAT(kernels_, MK_TARGET) = {
     &MK_TARGET::worst_loss_rows,
     &MK_TARGET::normal_cdf_array,
     &MK_TARGET::whatif_min,
+    &MK_TARGET::stream_read,
+    &MK_TARGET::stream_write,
     &MK_TARGET::whatif_fill,
 };
 

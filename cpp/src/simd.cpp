@@ -1,6 +1,8 @@
 #include "marginkernel/simd.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <string>
 
@@ -78,6 +80,22 @@ SimdEnvironment simd_environment() {
         e.honoured = find(e.value) != nullptr;
     }
     return e;
+}
+
+double stream_seconds(double* x, std::size_t n, int passes, bool write) {
+    const Kernels& k = detail::active_kernels();
+    double best = 1e300;
+    volatile double sink = 0.0;  // keeps the reads from being optimised away
+    for (int p = 0; p < std::max(passes, 1); ++p) {
+        const auto t0 = std::chrono::steady_clock::now();
+        if (write)
+            k.stream_write(x, n, static_cast<double>(p));
+        else
+            sink = sink + k.stream_read(x, n);
+        const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+        best = std::min(best, dt.count());
+    }
+    return best;
 }
 
 std::string simd_target() { return detail::active_kernels().name; }

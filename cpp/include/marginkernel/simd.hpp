@@ -3,6 +3,7 @@
 // the way NumPy and Highway ship portable binaries.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -26,5 +27,10 @@ struct SimdEnvironment {
     bool honoured = false;
 };
 SimdEnvironment simd_environment();
+
+// The bandwidth probe of the benchmarks (bench/benchutil.py): the best time in seconds, over
+// `passes` passes, of one streaming read (write = false) or write (write = true) of x[0..n) with the
+// active target's SIMD loads or stores. Benchmarks divide bytes by it to know the machine's ceiling.
+double stream_seconds(double* x, std::size_t n, int passes, bool write);
 
 }  // namespace marginkernel
