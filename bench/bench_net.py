@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 
-import benchutil  # noqa: F401  (first: pins BLAS to one thread before NumPy loads)
 import numpy as np
 import scipy.sparse as sp
-from benchutil import cache_sizes, median_seconds, read_bandwidth, record, write_bandwidth
 
+import benchutil  # noqa: F401  (first: pins BLAS to one thread before NumPy loads)
+from benchutil import cache_sizes, median_seconds, read_bandwidth, record, write_bandwidth
 from marginkernel import kernels
 
 
@@ -22,7 +22,7 @@ def aligned_empty(shape) -> np.ndarray:
     count = int(np.prod(shape))
     storage = np.empty(count + 7)
     skip = (-storage.ctypes.data % 64) // 8
-    return storage[skip:skip + count].reshape(shape)
+    return storage[skip : skip + count].reshape(shape)
 
 
 def main() -> None:
@@ -57,8 +57,10 @@ def main() -> None:
     print(f"ceilings: caches {caches}, memory write {write_bw / 1e9:.1f} GB/s (over {p_bytes >> 20} MB)")
     ref_t, _ = median_seconds(lambda: q @ risk, repeat=args.repeat)
     expected = q @ risk
-    print(f"net {args.accounts} accounts x {args.positions} positions x {args.scenarios} scenarios "
-          f"({args.instruments} instruments), threads={args.threads}")
+    print(
+        f"net {args.accounts} accounts x {args.positions} positions x {args.scenarios} scenarios "
+        f"({args.instruments} instruments), threads={args.threads}"
+    )
     print(f"  scipy.sparse Q @ R:  {ref_t * 1e3:8.1f} ms")
     results = {"scipy_sparse": {"median_s": ref_t}}
     original = kernels.simd_target()
@@ -71,25 +73,52 @@ def main() -> None:
             # Into one reused output (out=): what an engine re-netting every update does.
             buffer = aligned_empty((args.accounts, 1, args.scenarios))
             t_out, _ = median_seconds(
-                lambda: kernels.net(risk, unit, 1, start, instrument, quantity, threads=args.threads, out=buffer),
-                repeat=args.repeat)
-            tile = min(args.instruments * min(8 * lanes.get(target, 2), args.scenarios) * 8, args.instruments
-                       * args.scenarios * 8)
+                lambda buffer=buffer: kernels.net(
+                    risk, unit, 1, start, instrument, quantity, threads=args.threads, out=buffer
+                ),
+                repeat=args.repeat,
+            )
+            tile = min(
+                args.instruments * min(8 * lanes.get(target, 2), args.scenarios) * 8,
+                args.instruments * args.scenarios * 8,
+            )
             read_bw = read_bandwidth(tile)
             bound = r_bytes / read_bw + p_bytes / write_bw
-            results[target] = {"median_s": t, "ratio": ref_t / t, "median_s_out": t_out, "ratio_out": ref_t / t_out,
-                               "max_abs_diff": err, "tile_bytes": tile, "read_bandwidth_tile": read_bw,
-                               "write_bandwidth_memory": write_bw, "bound_s": bound, "share_of_bound": bound / t,
-                               "share_of_bound_out": bound / t_out}
-            print(f"  kernel [{target:8s}]:  {t * 1e3:8.1f} ms  x{ref_t / t:4.2f} vs scipy.sparse  (max diff {err:.1e})")
+            results[target] = {
+                "median_s": t,
+                "ratio": ref_t / t,
+                "median_s_out": t_out,
+                "ratio_out": ref_t / t_out,
+                "max_abs_diff": err,
+                "tile_bytes": tile,
+                "read_bandwidth_tile": read_bw,
+                "write_bandwidth_memory": write_bw,
+                "bound_s": bound,
+                "share_of_bound": bound / t,
+                "share_of_bound_out": bound / t_out,
+            }
+            print(
+                f"  kernel [{target:8s}]:  {t * 1e3:8.1f} ms  x{ref_t / t:4.2f} vs scipy.sparse  (max diff {err:.1e})"
+            )
             print(f"    into a reused out=: {t_out * 1e3:8.1f} ms  x{ref_t / t_out:4.2f}")
-            print(f"    bound {bound * 1e3:6.1f} ms (R slices {r_bytes >> 20} MB at {read_bw / 1e9:.1f} GB/s over a "
-                  f"{tile >> 10} KB tile, P {p_bytes >> 20} MB written): kernel at {bound / t:.0%} of it, "
-                  f"{bound / t_out:.0%} into out=")
+            print(
+                f"    bound {bound * 1e3:6.1f} ms (R slices {r_bytes >> 20} MB at {read_bw / 1e9:.1f} GB/s over a "
+                f"{tile >> 10} KB tile, P {p_bytes >> 20} MB written): kernel at {bound / t:.0%} of it, "
+                f"{bound / t_out:.0%} into out="
+            )
     finally:
         kernels.select_simd_target(original)
-    path = record("net", {"accounts": args.accounts, "positions": args.positions, "scenarios": args.scenarios,
-                          "instruments": args.instruments, "threads": args.threads, "results": results})
+    path = record(
+        "net",
+        {
+            "accounts": args.accounts,
+            "positions": args.positions,
+            "scenarios": args.scenarios,
+            "instruments": args.instruments,
+            "threads": args.threads,
+            "results": results,
+        },
+    )
     print(f"  recorded in {path}")
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 
-import benchutil  # noqa: F401  (first: pins BLAS to one thread before NumPy loads)
 import numpy as np
-from benchutil import exp_throughput, median_seconds, record
 
+import benchutil  # noqa: F401  (first: pins BLAS to one thread before NumPy loads)
+from benchutil import exp_throughput, median_seconds, record
 from marginkernel import kernels, reference
 
 
@@ -25,23 +25,23 @@ def inputs(n: int, s: int, seed: int = 1) -> dict:
     rng = np.random.default_rng(seed)
     units = 2
     kind = rng.choice([0, 2, 3], size=n, p=[0.1, 0.45, 0.45]).astype(np.int8)
-    return dict(
-        kind=kind,
-        settlement=rng.integers(0, 2, n).astype(np.int8),
-        risk_unit=rng.integers(0, units, n).astype(np.int32),
-        strike=rng.uniform(60.0, 140.0, n),
-        expiry=rng.uniform(1 / 365, 2.0, n),
-        multiplier=np.ones(n),
-        forward=rng.uniform(95.0, 105.0, n),
-        discount=rng.uniform(0.95, 1.0, n),
-        vol=rng.uniform(0.2, 1.2, n),
-        spot=np.array([100.0, 100.0]),
-        price_multiplier=rng.uniform(0.5, 1.5, (units, s)),
-        vol_shift=rng.uniform(-0.3, 0.5, (units, s)),
-        vol_shock="multiplicative",
-        short_power=0.3,
-        long_power=0.13,
-    )
+    return {
+        "kind": kind,
+        "settlement": rng.integers(0, 2, n).astype(np.int8),
+        "risk_unit": rng.integers(0, units, n).astype(np.int32),
+        "strike": rng.uniform(60.0, 140.0, n),
+        "expiry": rng.uniform(1 / 365, 2.0, n),
+        "multiplier": np.ones(n),
+        "forward": rng.uniform(95.0, 105.0, n),
+        "discount": rng.uniform(0.95, 1.0, n),
+        "vol": rng.uniform(0.2, 1.2, n),
+        "spot": np.array([100.0, 100.0]),
+        "price_multiplier": rng.uniform(0.5, 1.5, (units, s)),
+        "vol_shift": rng.uniform(-0.3, 0.5, (units, s)),
+        "vol_shock": "multiplicative",
+        "short_power": 0.3,
+        "long_power": 0.13,
+    }
 
 
 def peer_arrays(args_in: dict):
@@ -51,8 +51,19 @@ def peer_arrays(args_in: dict):
     dte = a["expiry"] * 365.0
     tau = 30.0 / np.maximum(dte, 1.0)
     scale = tau ** np.where(dte <= 30.0, a["short_power"], a["long_power"])
-    arrays = (a["kind"].astype(np.int64), a["risk_unit"].astype(np.int64), a["strike"], a["expiry"], a["multiplier"],
-              a["forward"], a["discount"], a["vol"], scale, a["price_multiplier"], a["vol_shift"])
+    arrays = (
+        a["kind"].astype(np.int64),
+        a["risk_unit"].astype(np.int64),
+        a["strike"],
+        a["expiry"],
+        a["multiplier"],
+        a["forward"],
+        a["discount"],
+        a["vol"],
+        scale,
+        a["price_multiplier"],
+        a["vol_shift"],
+    )
     return arrays
 
 
@@ -170,23 +181,36 @@ def main() -> None:
             # The same call writing into one reused buffer (out=), as an engine refreshing its risk
             # arrays on every market update would: no new (n x S) array to allocate and fault in.
             buffer = np.empty_like(got)
-            t_out, _ = median_seconds(lambda: kernels.revalue(**args_in, threads=args.threads, out=buffer),
-                                      repeat=args.repeat)
+            t_out, _ = median_seconds(
+                lambda buffer=buffer: kernels.revalue(**args_in, threads=args.threads, out=buffer), repeat=args.repeat
+            )
             rate_out = count / t_out
-            results[target] = {"median_s": t, "valuations_per_s": rate, "ratio": rate / ref_rate,
-                               "median_s_out": t_out, "valuations_per_s_out": rate_out,
-                               "ratio_out": rate_out / ref_rate, "max_rel_diff": err,
-                               "share_of_exp_ceiling": rate_out / exp_rate,
-                               "ratio_vs_best_peer": None if best_peer is None else rate_out / best_peer}
-            print(f"  kernel [{target:8s}]:     {t * 1e3:9.1f} ms  {rate / 1e6:8.1f} M valuations/s"
-                  f"  x{rate / ref_rate:5.1f} vs reference  (max diff {err:.1e} of price scale)")
-            print(f"    into a reused out=:  {t_out * 1e3:9.1f} ms  {rate_out / 1e6:8.1f} M valuations/s"
-                  f"  x{rate_out / ref_rate:5.1f}; {rate_out / exp_rate:.0%} of the exp ceiling"
-                  + ("" if best_peer is None else f"; x{rate_out / best_peer:.1f} the best peer"))
+            results[target] = {
+                "median_s": t,
+                "valuations_per_s": rate,
+                "ratio": rate / ref_rate,
+                "median_s_out": t_out,
+                "valuations_per_s_out": rate_out,
+                "ratio_out": rate_out / ref_rate,
+                "max_rel_diff": err,
+                "share_of_exp_ceiling": rate_out / exp_rate,
+                "ratio_vs_best_peer": None if best_peer is None else rate_out / best_peer,
+            }
+            print(
+                f"  kernel [{target:8s}]:     {t * 1e3:9.1f} ms  {rate / 1e6:8.1f} M valuations/s"
+                f"  x{rate / ref_rate:5.1f} vs reference  (max diff {err:.1e} of price scale)"
+            )
+            print(
+                f"    into a reused out=:  {t_out * 1e3:9.1f} ms  {rate_out / 1e6:8.1f} M valuations/s"
+                f"  x{rate_out / ref_rate:5.1f}; {rate_out / exp_rate:.0%} of the exp ceiling"
+                + ("" if best_peer is None else f"; x{rate_out / best_peer:.1f} the best peer")
+            )
     finally:
         kernels.select_simd_target(original)
-    path = record("revalue", {"instruments": args.instruments, "scenarios": args.scenarios,
-                              "threads": args.threads, "results": results})
+    path = record(
+        "revalue",
+        {"instruments": args.instruments, "scenarios": args.scenarios, "threads": args.threads, "results": results},
+    )
     print(f"  recorded in {path}")
 
 
