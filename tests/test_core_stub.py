@@ -21,8 +21,8 @@ def _stub() -> ast.Module:
     return ast.parse(STUB.read_text())
 
 
-def _public(names: object) -> set[str]:
-    return {n for n in names if not n.startswith("__")}  # type: ignore[union-attr]
+def _public(names: list[str]) -> set[str]:
+    return {n for n in names if not n.startswith("__")}
 
 
 def _stub_names(body: list[ast.stmt]) -> dict[str, ast.stmt]:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ def each_target() -> Iterator[None]:
     kernels.select_simd_target(TARGETS[0])
 
 
-def book(seed: int, n: int = 700, units: int = 3, ns: int = 131) -> dict:
+def book(seed: int, n: int = 700, units: int = 3, ns: int = 131) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     return {
         "kind": rng.integers(0, 5, n).astype(np.int8),
@@ -49,7 +50,7 @@ def book(seed: int, n: int = 700, units: int = 3, ns: int = 131) -> dict:
     }
 
 
-def positions(seed: int, n_instruments: int, accounts: int = 150) -> dict:
+def positions(seed: int, n_instruments: int, accounts: int = 150) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     counts = rng.integers(0, 12, accounts)
     return {
