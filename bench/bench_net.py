@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 
-import benchutil  # noqa: F401  (first: pins BLAS to one thread before NumPy loads)
 import numpy as np
 import scipy.sparse as sp
-from benchutil import median_seconds, record
 
+import benchutil  # noqa: F401  (first: pins BLAS to one thread before NumPy loads)
+from benchutil import cache_sizes, median_seconds, read_bandwidth, record, write_bandwidth
 from marginkernel import kernels
 
 
@@ -22,7 +22,7 @@ def aligned_empty(shape) -> np.ndarray:
     count = int(np.prod(shape))
     storage = np.empty(count + 7)
     skip = (-storage.ctypes.data % 64) // 8
-    return storage[skip:skip + count].reshape(shape)
+    return storage[skip : skip + count].reshape(shape)
 
 
 def main() -> None:
@@ -46,10 +46,21 @@ def main() -> None:
     np.cumsum(np.bincount(account, minlength=args.accounts), out=start[1:])
     q = sp.csr_matrix((quantity, instrument, start), shape=(args.accounts, args.instruments))
 
+    # The ceilings: each position streams its row slice of R from the cache level that holds one
+    # scenario block of R (the kernel's tile: 8 SIMD packets of scenarios x every instrument), and
+    # P is written once to memory. Bound = R bytes / read bandwidth + P bytes / write bandwidth.
+    lanes = {"avx512": 8, "avx2": 4, "baseline": 2}
+    r_bytes = args.positions * args.scenarios * 8
+    p_bytes = args.accounts * args.scenarios * 8
+    write_bw = write_bandwidth(p_bytes)
+    caches = cache_sizes()
+    print(f"ceilings: caches {caches}, memory write {write_bw / 1e9:.1f} GB/s (over {p_bytes >> 20} MB)")
     ref_t, _ = median_seconds(lambda: q @ risk, repeat=args.repeat)
     expected = q @ risk
-    print(f"net {args.accounts} accounts x {args.positions} positions x {args.scenarios} scenarios "
-          f"({args.instruments} instruments), threads={args.threads}")
+    print(
+        f"net {args.accounts} accounts x {args.positions} positions x {args.scenarios} scenarios "
+        f"({args.instruments} instruments), threads={args.threads}"
+    )
     print(f"  scipy.sparse Q @ R:  {ref_t * 1e3:8.1f} ms")
     results = {"scipy_sparse": {"median_s": ref_t}}
     original = kernels.simd_target()
@@ -62,16 +73,52 @@ def main() -> None:
             # Into one reused output (out=): what an engine re-netting every update does.
             buffer = aligned_empty((args.accounts, 1, args.scenarios))
             t_out, _ = median_seconds(
-                lambda: kernels.net(risk, unit, 1, start, instrument, quantity, threads=args.threads, out=buffer),
-                repeat=args.repeat)
-            results[target] = {"median_s": t, "ratio": ref_t / t, "median_s_out": t_out, "ratio_out": ref_t / t_out,
-                               "max_abs_diff": err}
-            print(f"  kernel [{target:8s}]:  {t * 1e3:8.1f} ms  x{ref_t / t:4.2f} vs scipy.sparse  (max diff {err:.1e})")
+                lambda buffer=buffer: kernels.net(
+                    risk, unit, 1, start, instrument, quantity, threads=args.threads, out=buffer
+                ),
+                repeat=args.repeat,
+            )
+            tile = min(
+                args.instruments * min(8 * lanes.get(target, 2), args.scenarios) * 8,
+                args.instruments * args.scenarios * 8,
+            )
+            read_bw = read_bandwidth(tile)
+            bound = r_bytes / read_bw + p_bytes / write_bw
+            results[target] = {
+                "median_s": t,
+                "ratio": ref_t / t,
+                "median_s_out": t_out,
+                "ratio_out": ref_t / t_out,
+                "max_abs_diff": err,
+                "tile_bytes": tile,
+                "read_bandwidth_tile": read_bw,
+                "write_bandwidth_memory": write_bw,
+                "bound_s": bound,
+                "share_of_bound": bound / t,
+                "share_of_bound_out": bound / t_out,
+            }
+            print(
+                f"  kernel [{target:8s}]:  {t * 1e3:8.1f} ms  x{ref_t / t:4.2f} vs scipy.sparse  (max diff {err:.1e})"
+            )
             print(f"    into a reused out=: {t_out * 1e3:8.1f} ms  x{ref_t / t_out:4.2f}")
+            print(
+                f"    bound {bound * 1e3:6.1f} ms (R slices {r_bytes >> 20} MB at {read_bw / 1e9:.1f} GB/s over a "
+                f"{tile >> 10} KB tile, P {p_bytes >> 20} MB written): kernel at {bound / t:.0%} of it, "
+                f"{bound / t_out:.0%} into out="
+            )
     finally:
         kernels.select_simd_target(original)
-    path = record("net", {"accounts": args.accounts, "positions": args.positions, "scenarios": args.scenarios,
-                          "instruments": args.instruments, "threads": args.threads, "results": results})
+    path = record(
+        "net",
+        {
+            "accounts": args.accounts,
+            "positions": args.positions,
+            "scenarios": args.scenarios,
+            "instruments": args.instruments,
+            "threads": args.threads,
+            "results": results,
+        },
+    )
     print(f"  recorded in {path}")
 
 

@@ -45,6 +45,7 @@ def machine() -> dict:
         "python": platform.python_version(),
         "numpy": numpy.__version__,
         "simd_targets": kernels.available_simd_targets(),
+        "caches": cache_sizes(),
     }
 
 
@@ -54,3 +55,63 @@ def record(name: str, payload: dict) -> Path:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"benchmark": name, "machine": machine(), **payload}, indent=2) + "\n")
     return out
+
+
+# --- The machine's ceilings, measured in the same run as a kernel ---------------------------------
+
+
+def cache_sizes() -> dict[str, int]:
+    """Data cache sizes in bytes per level ("L1", "L2", "L3") of CPU 0, from sysfs (empty if unknown)."""
+    sizes: dict[str, int] = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            if (index / "type").read_text().strip() == "Instruction":
+                continue
+            level = "L" + (index / "level").read_text().strip()
+            text = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        unit = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1], 1)
+        sizes[level] = int(text.rstrip("KMG")) * unit
+    return sizes
+
+
+def _stream(working_set_bytes: int, write: bool, min_seconds: float) -> float:
+    import numpy as np
+
+    from marginkernel import _core
+
+    x = np.ones(max(working_set_bytes // 8, 1024))
+    once = _core._stream_seconds(x, 2, write)  # also faults the pages in
+    passes = int(min(max(3, min_seconds / max(once, 1e-9)), 20000))
+    return x.nbytes / _core._stream_seconds(x, passes, write)
+
+
+def read_bandwidth(working_set_bytes: int, min_seconds: float = 0.2) -> float:
+    """Streaming read bandwidth (bytes/s) over a working set of this size, with the active SIMD
+    target's loads (the C++ probe ``_core._stream_seconds``), best pass: a working set that fits a
+    cache level measures that level, a large one measures memory."""
+    return _stream(working_set_bytes, False, min_seconds)
+
+
+def write_bandwidth(working_set_bytes: int, min_seconds: float = 0.2) -> float:
+    """Streaming write bandwidth (bytes/s) over an already faulted-in working set of this size."""
+    return _stream(working_set_bytes, True, min_seconds)
+
+
+def exp_throughput(n: int = 1 << 14, min_seconds: float = 0.2) -> float:
+    """exp evaluations per second of NumPy's vectorised exp on an L1/L2-resident float64 array: the
+    throughput probe of the transcendental a Black-76 valuation needs at least once."""
+    import numpy as np
+
+    x = np.linspace(-20.0, 0.0, n)
+    out = np.empty_like(x)
+    np.exp(x, out=out)
+    passes = max(1, int(min_seconds * 5e8 / n))
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(passes):
+            np.exp(x, out=out)
+        best = min(best, (time.perf_counter() - t0) / passes)
+    return n / best

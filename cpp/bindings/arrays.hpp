@@ -27,7 +27,7 @@ using i64 = array<std::int64_t>;
 
 // A new C-contiguous float64 array whose data starts on a 64-byte boundary (NumPy's own arrays
 // usually start 16 bytes past one): every full-width AVX-512 load of a row of R and every store to
-// P then stays within one cache line, which makes netting ~1.5x faster (bench/bench_net.py). It is
+// P then stays within one cache line, which makes netting measurably faster (bench/results/design.json). It is
 // a view into a NumPy array 7 elements longer, so NumPy's allocator (huge pages for big arrays)
 // still does the allocating.
 inline f64 new_aligned_f64(const std::vector<py::ssize_t>& shape) {
@@ -57,6 +57,30 @@ inline void expect_shape(const char* field, const py::array& a, std::initializer
     }
     want += shape.size() == 1 ? ",)" : ")";
     if (!ok) throw InvalidInput(field, -1, "has shape " + shape_of(a) + ", expected " + want);
+}
+
+// Refuses an output array that shares memory with any input (the kernel reads the inputs while it
+// writes the output): compares the byte ranges the arrays' buffers span. Inputs may be null.
+inline void require_disjoint(const char* field, const py::array& out, std::initializer_list<const py::array*> inputs) {
+    const auto begin = [](const py::array& a) { return reinterpret_cast<std::uintptr_t>(a.data()); };
+    const auto end = [&](const py::array& a) { return begin(a) + static_cast<std::uintptr_t>(a.nbytes()); };
+    if (out.nbytes() == 0) return;
+    for (const py::array* in : inputs)
+        if (in && in->nbytes() > 0 && begin(out) < end(*in) && begin(*in) < end(out))
+            throw InvalidInput(field, -1, "overlaps an input array");
+}
+
+// The element count of an array of this shape, or InvalidInput naming `field` when it would not fit
+// in memory addresses (a product that overflows).
+inline py::ssize_t checked_size(const char* field, std::initializer_list<py::ssize_t> shape) {
+    py::ssize_t count = 1;
+    for (auto e : shape) {
+        if (e < 0) throw InvalidInput(field, -1, "negative extent");
+        if (e != 0 && count > PY_SSIZE_T_MAX / static_cast<py::ssize_t>(sizeof(double)) / e)
+            throw InvalidInput(field, -1, "output shape is too large to allocate");
+        count *= e;
+    }
+    return count;
 }
 
 // Sets the Python error `cls(e.what())` with the attributes .field and .row (None when the error

@@ -1,4 +1,7 @@
+#include <cstdint>
+#include <limits>
 #include <optional>
+#include <string>
 
 #include "arrays.hpp"
 #include "marginkernel/net.hpp"
@@ -26,16 +29,20 @@ f64 net(const f64& risk, const i32& risk_unit, std::size_t n_units, const i64& a
                      n_units, risk.data(), risk_unit.data()};
     PositionsView p{static_cast<std::size_t>(accounts), account_start.data(), instrument.data(),
                     quantity.data()};
+    if (n_units < 1 || n_units > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
+        throw InvalidInput("n_units", -1, "must be in [1, 2^31), got " + std::to_string(n_units));
     const auto units = static_cast<py::ssize_t>(n_units);
+    checked_size("n_units", {accounts, units, risk.shape(1)});
     if (out) {
         expect_shape("out", *out, {accounts, units, risk.shape(1)});
         if (!out->writeable()) throw InvalidInput("out", -1, "is read-only");
+        require_disjoint("out", *out, {&risk, &risk_unit, &account_start, &instrument, &quantity});
     }
     f64 pnl = out ? *out : new_aligned_f64({accounts, units, risk.shape(1)});
     double* dst = pnl.mutable_data();
     {
         // Safe without the GIL: reads the argument buffers (kept alive by this frame), writes
-        // only `pnl` (new, or the caller's `out`, checked in Python not to overlap the inputs).
+        // only `pnl` (new, or the caller's `out`, checked above not to overlap the inputs).
         py::gil_scoped_release release;
         marginkernel::net(r, p, dst, threads);
     }

@@ -1,7 +1,9 @@
-// Internal: the numeric input checks every stage shares. Each throws InvalidInput naming the field.
+// Internal: the input checks every stage shares. Each throws InvalidInput naming the field and row.
 #pragma once
 
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <sstream>
 #include <string>
 
@@ -32,6 +34,27 @@ inline void require_non_negative(const char* field, long long row, double v) {
 
 inline void require_pointer(const char* field, const void* p) {
     if (!p) throw InvalidInput(field, -1, "is missing (null pointer)");
+}
+
+// An index into a table of `count` rows (a risk unit, an instrument): 0 <= value < count.
+template <class Int>
+inline void require_index(const char* field, long long row, Int value, std::size_t count) {
+    if (value < 0 || static_cast<std::size_t>(value) >= count)
+        throw InvalidInput(field, row,
+                           "must be in [0, " + std::to_string(count) + "), got " + std::to_string(value));
+}
+
+// Every value of one row of n scenarios finite; the message names the first bad scenario.
+inline void require_finite_row(const char* field, long long row, const double* values, std::size_t n) {
+    for (std::size_t s = 0; s < n; ++s)
+        if (!std::isfinite(values[s]))
+            throw InvalidInput(field, row, "scenario " + std::to_string(s) + " is not finite, got " + show(values[s]));
+}
+
+// The `threads` argument of every parallel entry point (revalue, net, AccountBook::rebuild and
+// update_unit): at least 1. More than the hardware runs at once is allowed and capped (parallel.hpp).
+inline void require_threads(int threads) {
+    if (threads < 1) throw InvalidInput("threads", -1, "must be >= 1, got " + std::to_string(threads));
 }
 
 }  // namespace marginkernel::detail

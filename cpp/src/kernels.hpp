@@ -6,22 +6,33 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "marginkernel/net.hpp"
 #include "marginkernel/types.hpp"
 
 namespace marginkernel::detail {
 
+// Returned by a kernel that found nothing to report.
+constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+
 struct Kernels {
     const char* name;
     // Rows [begin, end) of revalue(); log_multiplier = ln(m) and inv_multiplier = 1/m, both
-    // shaped like price_multiplier.
-    void (*revalue_rows)(const InstrumentsView&, const ScenariosView&, const double* log_multiplier,
+    // shaped like price_multiplier. Returns the first row whose risk or base value is not finite
+    // (overflow from extreme finite inputs; the caller reports it), or kNone.
+    std::size_t (*revalue_rows)(const InstrumentsView&, const ScenariosView&, const double* log_multiplier,
                          const double* inv_multiplier, std::size_t begin, std::size_t end,
                          double* risk, double* base_value);
-    // Accounts [begin, end) of net().
-    void (*net_accounts)(const RiskArraysView&, const PositionsView&, std::size_t begin,
+    // Accounts [begin, end) of net(). Returns the first account with a non-finite P&L (an overflow
+    // from huge finite quantities or risk values; the caller reports it), or kNone.
+    std::size_t (*net_accounts)(const RiskArraysView&, const PositionsView&, std::size_t begin,
                          std::size_t end, double* pnl);
-    void (*axpy)(double* y, const double* x, double a, std::size_t n);
+    // Rows [begin, end) of worst_loss() (reduce.hpp): loss[r] = max(0, -min_s w[s] * h(P[r, s])) and
+    // worst[r] = the first s attaining the minimum (worst may be null); w is weight row r % weight_rows,
+    // or all ones when weight is null. Returns the first row with a non-finite w * h(P) (a non-finite
+    // P, or an overflow), or kNone; the caller reports it. The minimum is exact, so every target
+    // returns the same bits.
+    std::size_t (*worst_loss_rows)(const double* pnl, std::size_t begin, std::size_t end, std::size_t n_scenarios,
+                                   const double* weight, std::size_t weight_rows, double gain_factor,
+                                   double* loss, std::int32_t* worst);
     // The normal CDF the Black-76 kernel uses, exposed so its accuracy can be measured.
     void (*normal_cdf)(const double* x, double* out, std::size_t n);
     // The pre-trade what-if of one order on one risk unit (account.cpp), in one pass: returns
@@ -32,6 +43,10 @@ struct Kernels {
     // state after the same fill bit for bit.
     double (*whatif_min)(const double* p, const double* r, double q, double gain_factor, std::size_t n,
                          std::int32_t* worst);
+    // Bandwidth probes of the benchmarks (bench/benchutil.py): a streaming read (the sum of x, with
+    // independent accumulators so that loads, not additions, are the limit) and a streaming write.
+    double (*stream_read)(const double* x, std::size_t n);
+    void (*stream_write)(double* x, std::size_t n, double value);
     // p[s] = p[s] + q * r[s] for s < n, rounded as whatif_min rounds it: the fill of account.cpp.
     void (*whatif_fill)(double* p, const double* r, double q, std::size_t n);
 };

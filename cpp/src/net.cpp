@@ -1,5 +1,7 @@
 #include "marginkernel/net.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <string>
 
@@ -11,22 +13,36 @@ namespace marginkernel {
 
 using namespace detail;
 
+namespace {
+
+// Account a's P&L overflowed from finite inputs: names its position of largest |q| * max_s |R[i, s]|.
+[[noreturn]] void overflow(const RiskArraysView& r, const PositionsView& p, std::size_t a) {
+    std::int64_t worst = p.account_start[a];
+    double largest = -1.0;
+    for (auto k = p.account_start[a]; k < p.account_start[a + 1]; ++k) {
+        const double* row = r.risk + static_cast<std::size_t>(p.instrument[k]) * r.n_scenarios;
+        double m = 0.0;
+        for (std::size_t s = 0; s < r.n_scenarios; ++s) m = std::max(m, std::abs(row[s]));
+        const double size = std::abs(p.quantity[k]) * m;  // may be inf: then it is the one
+        if (size > largest) largest = size, worst = k;
+    }
+    throw InvalidInput("quantity", worst,
+                       show(p.quantity[worst]) + " is out of range: account " + std::to_string(a) +
+                           "'s scenario P&L overflows (is not finite) with it");
+}
+
+}  // namespace
+
 void validate(const RiskArraysView& r, const PositionsView& p) {
     if (r.n_scenarios == 0) throw InvalidInput("risk", -1, "no scenarios");
     require_pointer("risk", r.risk);
     require_pointer("risk_unit", r.risk_unit);
     require_pointer("account_start", p.account_start);
-    for (std::size_t i = 0; i < r.n_instruments; ++i)
-        if (r.risk_unit[i] < 0 || static_cast<std::size_t>(r.risk_unit[i]) >= r.n_units)
-            throw InvalidInput("risk_unit", static_cast<long long>(i),
-                               "must be in [0, " + std::to_string(r.n_units) + "), got " +
-                                   std::to_string(r.risk_unit[i]));
-    // A NaN or inf in R would flow silently into every account holding that instrument.
-    for (std::size_t k = 0; k < r.n_instruments * r.n_scenarios; ++k)
-        if (!std::isfinite(r.risk[k]))
-            throw InvalidInput("risk", static_cast<long long>(k / r.n_scenarios),
-                               "scenario " + std::to_string(k % r.n_scenarios) + " is not finite, got " +
-                                   show(r.risk[k]));
+    for (std::size_t i = 0; i < r.n_instruments; ++i) {
+        require_index("risk_unit", static_cast<long long>(i), r.risk_unit[i], r.n_units);
+        // A NaN or inf in R would flow silently into every account holding that instrument.
+        require_finite_row("risk", static_cast<long long>(i), r.risk + i * r.n_scenarios, r.n_scenarios);
+    }
     if (p.account_start[0] != 0)
         throw InvalidInput("account_start", 0, "must start at 0, got " + std::to_string(p.account_start[0]));
     for (std::size_t a = 0; a < p.n_accounts; ++a)
@@ -48,16 +64,19 @@ void validate(const RiskArraysView& r, const PositionsView& p) {
 }
 
 void net(const RiskArraysView& r, const PositionsView& p, double* pnl, int threads) {
+    require_threads(threads);
     validate(r, p);
+    if (p.n_accounts == 0) return;  // an empty book: nothing to write, nothing to allocate
     require_pointer("pnl", pnl);
     const Kernels& kernels = active_kernels();
+    std::atomic<std::size_t> first_bad{kNone};  // the first account whose P&L overflowed
     parallel_for(p.n_accounts, threads, [&](std::size_t begin, std::size_t end) {
-        kernels.net_accounts(r, p, begin, end, pnl);
+        const std::size_t a = kernels.net_accounts(r, p, begin, end, pnl);
+        std::size_t seen = first_bad.load();
+        while (a < seen && !first_bad.compare_exchange_weak(seen, a)) {
+        }
     });
-}
-
-void add_position(double* pnl, const double* risk_row, double quantity, std::size_t n) noexcept {
-    active_kernels().axpy(pnl, risk_row, quantity, n);
+    if (first_bad.load() != kNone) overflow(r, p, first_bad.load());
 }
 
 }  // namespace marginkernel

@@ -3,49 +3,88 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include "checks.hpp"
+#include "kernels.hpp"
 
 namespace marginkernel {
 
 using namespace detail;
 
+namespace {
+
+void require_pnl(const double* pnl, std::size_t rows, std::size_t ns) {
+    if (ns == 0) throw InvalidInput("pnl", -1, "no scenarios");
+    if (rows > 0) require_pointer("pnl", pnl);
+}
+
+void validate_weight(const double* weight, std::size_t weight_rows, std::size_t ns, double gain_factor) {
+    require_non_negative("gain_factor", -1, gain_factor);
+    if (!weight) return;
+    if (weight_rows == 0) throw InvalidInput("weight", -1, "has no rows");
+    for (std::size_t k = 0; k < weight_rows * ns; ++k)
+        require_non_negative("weight", static_cast<long long>(k / ns), weight[k]);
+}
+
+// Row r of worst_loss had a non-finite weighted value: a non-finite P&L, or an overflow.
+[[noreturn]] void worst_loss_error(const double* pnl, std::size_t r, std::size_t ns,
+                                   std::size_t weight_rows, double gain_factor) {
+    const double* p = pnl + r * ns;
+    require_finite_row("pnl", static_cast<long long>(r), p, ns);
+    for (std::size_t s = 0; s < ns; ++s)
+        if (!std::isfinite(gain_factor * p[s]) && p[s] > 0.0)
+            throw InvalidInput("gain_factor", -1,
+                               show(gain_factor) + " is out of range: it makes pnl[" + std::to_string(r) +
+                                   "] scenario " + std::to_string(s) + " overflow");
+    const std::size_t w = weight_rows ? r % weight_rows : 0;
+    throw InvalidInput("weight", static_cast<long long>(w),
+                       "is out of range: it makes the weighted pnl[" + std::to_string(r) + "] overflow");
+}
+
+}  // namespace
+
+void validate_worst_loss(const double* pnl, std::size_t rows, std::size_t ns, const double* weight,
+                         std::size_t weight_rows, double gain_factor) {
+    require_pnl(pnl, rows, ns);
+    validate_weight(weight, weight_rows, ns, gain_factor);
+    for (std::size_t r = 0; r < rows; ++r) require_finite_row("pnl", static_cast<long long>(r), pnl + r * ns, ns);
+}
+
 void worst_loss(const double* pnl, std::size_t rows, std::size_t ns, const double* weight,
                 std::size_t weight_rows, double gain_factor, double* loss, std::int32_t* worst) {
-    if (ns == 0) throw InvalidInput("pnl", -1, "no scenarios");
-    require_non_negative("gain_factor", -1, gain_factor);
-    if (weight) {
-        if (weight_rows == 0) throw InvalidInput("weight", -1, "has no rows");
-        for (std::size_t k = 0; k < weight_rows * ns; ++k)
-            require_non_negative("weight", static_cast<long long>(k / ns), weight[k]);
-    }
-    for (std::size_t r = 0; r < rows; ++r) {
-        const double* p = pnl + r * ns;
-        const double* w = weight ? weight + (r % weight_rows) * ns : nullptr;
-        double best = 0.0;
-        std::int32_t arg = 0;
+    require_pnl(pnl, rows, ns);
+    validate_weight(weight, weight_rows, ns, gain_factor);
+    if (rows == 0) return;
+    require_pointer("loss", loss);
+    // The P&L itself is checked in the same pass as the minimum (the kernel reports the first row
+    // with a non-finite weighted value), so P is read once.
+    const std::size_t bad =
+        active_kernels().worst_loss_rows(pnl, 0, rows, ns, weight, weight_rows, gain_factor, loss, worst);
+    if (bad != kNone) worst_loss_error(pnl, bad, ns, weight_rows, gain_factor);
+}
+
+void validate_value_at_risk(const double* pnl, std::size_t rows, std::size_t ns, const double* probability,
+                            double confidence) {
+    require_pnl(pnl, rows, ns);
+    if (!(confidence > 0.0 && confidence < 1.0))
+        throw InvalidInput("confidence", -1, "must be in (0, 1), got " + show(confidence));
+    if (probability) {
+        double total = 0.0;
         for (std::size_t s = 0; s < ns; ++s) {
-            if (!std::isfinite(p[s]))
-                throw InvalidInput("pnl", static_cast<long long>(r),
-                                   "scenario " + std::to_string(s) + " is not finite, got " + show(p[s]));
-            const double g = p[s] > 0.0 ? gain_factor * p[s] : p[s];
-            const double v = w ? w[s] * g : g;
-            if (s == 0 || v < best) {
-                best = v;
-                arg = static_cast<std::int32_t>(s);
-            }
+            require_non_negative("probability", static_cast<long long>(s), probability[s]);
+            total += probability[s];
         }
-        loss[r] = std::max(0.0, -best);
-        if (worst) worst[r] = arg;
+        if (!std::isfinite(total)) throw InvalidInput("probability", -1, "sum overflows (is not finite)");
+        if (!(total > 0.0)) throw InvalidInput("probability", -1, "must not all be zero");
     }
+    for (std::size_t r = 0; r < rows; ++r) require_finite_row("pnl", static_cast<long long>(r), pnl + r * ns, ns);
 }
 
 void value_at_risk(const double* pnl, std::size_t rows, std::size_t ns, const double* probability,
                    double confidence, double* var, double* es) {
-    if (ns == 0) throw InvalidInput("pnl", -1, "no scenarios");
-    if (!(confidence > 0.0 && confidence < 1.0))
-        throw InvalidInput("confidence", -1, "must be in (0, 1), got " + show(confidence));
+    validate_value_at_risk(pnl, rows, ns, probability, confidence);
     // 1 - confidence is not exact in binary (1 - 0.99 = 0.010000000000000009): lowered by a relative
     // 1e-12 so that a 99% VaR over 1000 equally likely scenarios is the 10th worst, not the 11th
     // (the same rule as marginkernel.reference.LEVEL_RTOL).
@@ -53,21 +92,9 @@ void value_at_risk(const double* pnl, std::size_t rows, std::size_t ns, const do
     const double level = (1.0 - confidence) * (1.0 - level_rtol);
     std::vector<double> sorted(ns);
     std::vector<std::size_t> order(ns);
-    std::vector<double> cdf;
-    if (probability) {
-        double total = 0.0;
-        for (std::size_t s = 0; s < ns; ++s) {
-            require_non_negative("probability", static_cast<long long>(s), probability[s]);
-            total += probability[s];
-        }
-        if (!(total > 0.0)) throw InvalidInput("probability", -1, "must not all be zero");
-        cdf.resize(ns);
-    }
+    std::vector<double> cdf(probability ? ns : 0);
     for (std::size_t r = 0; r < rows; ++r) {
         const double* p = pnl + r * ns;
-        for (std::size_t s = 0; s < ns; ++s)
-            if (!std::isfinite(p[s]))
-                throw InvalidInput("pnl", static_cast<long long>(r), "scenario " + std::to_string(s) + " is not finite");
         double q;
         if (!probability) {
             // NumPy's inverted_cdf: index n*level - 1, rounded up unless it is whole.
@@ -101,6 +128,10 @@ void value_at_risk(const double* pnl, std::size_t rows, std::size_t ns, const do
             es[r] = -sum / mass;
         }
         var[r] = -q;
+        if (!std::isfinite(es[r]))
+            throw InvalidInput("pnl", static_cast<long long>(r),
+                               "expected shortfall overflows (is not finite): the P&L" +
+                                   std::string(probability ? " times its probability" : "") + " is out of range");
     }
 }
 

@@ -1,7 +1,10 @@
 #include "marginkernel/simd.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
+#include <string>
 
 #include "kernels.hpp"
 
@@ -38,8 +41,13 @@ const Kernels* find(const std::string& name) {
     return nullptr;
 }
 
+const char* environment() {
+    const char* env = std::getenv("MARGINKERNEL_SIMD");
+    return env && *env ? env : nullptr;
+}
+
 const Kernels* initial_choice() {
-    if (const char* env = std::getenv("MARGINKERNEL_SIMD"))
+    if (const char* env = environment())
         if (const Kernels* k = find(env)) return k;
     for (const Kernels* k : all_targets)
         if (supported(*k)) return k;
@@ -62,6 +70,32 @@ std::vector<std::string> available_simd_targets() {
     for (const Kernels* k : all_targets)
         if (supported(*k)) names.emplace_back(k->name);
     return names;
+}
+
+SimdEnvironment simd_environment() {
+    SimdEnvironment e;
+    if (const char* env = environment()) {
+        e.value = env;
+        e.known = e.value == "baseline" || e.value == "avx2" || e.value == "avx512";
+        e.honoured = find(e.value) != nullptr;
+    }
+    return e;
+}
+
+double stream_seconds(double* x, std::size_t n, int passes, bool write) {
+    const Kernels& k = detail::active_kernels();
+    double best = 1e300;
+    volatile double sink = 0.0;  // keeps the reads from being optimised away
+    for (int p = 0; p < std::max(passes, 1); ++p) {
+        const auto t0 = std::chrono::steady_clock::now();
+        if (write)
+            k.stream_write(x, n, static_cast<double>(p));
+        else
+            sink = sink + k.stream_read(x, n);
+        const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+        best = std::min(best, dt.count());
+    }
+    return best;
 }
 
 std::string simd_target() { return detail::active_kernels().name; }

@@ -2,7 +2,9 @@
 // closed forms (futures, Black-76 put-call parity, inverse identities, VaR/ES by hand), plus bad
 // input. Run under the sanitizer build in CI, so every stage's memory use is checked too.
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -85,10 +87,143 @@ void pipeline_on(const std::string& target) {
     CHECK(mktest::throws<InvalidInput>([&] { value_at_risk(pnl.data(), 1, ns, nullptr, 1.0, var.data(), es.data()); }));
 }
 
+// A random book: n instruments (futures and options) on `units` risk units, ns scenarios.
+struct Book {
+    std::vector<std::int8_t> kind, settle;
+    std::vector<std::int32_t> unit;
+    std::vector<double> strike, expiry, mult, fwd, df, vol, spot, m, shift;
+    std::size_t n = 0, units = 0, ns = 0;
+    InstrumentsView instruments() const {
+        return {n, kind.data(), settle.data(), unit.data(), strike.data(), expiry.data(),
+                mult.data(), fwd.data(), df.data(), vol.data()};
+    }
+    ScenariosView scenarios() const {
+        ScenariosView sc;
+        sc.n_units = units;
+        sc.n_scenarios = ns;
+        sc.spot = spot.data();
+        sc.price_multiplier = m.data();
+        sc.vol_shift = shift.data();
+        sc.vol_shock = VolShockKind::multiplicative;
+        sc.short_power = 0.5;
+        return sc;
+    }
+};
+
+Book random_book(std::size_t n, std::size_t units, std::size_t ns, unsigned seed) {
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<double> u01(0.0, 1.0);
+    Book b;
+    b.n = n, b.units = units, b.ns = ns;
+    for (std::size_t i = 0; i < n; ++i) {
+        b.kind.push_back(static_cast<std::int8_t>(rng() % 5));
+        b.settle.push_back(static_cast<std::int8_t>(rng() % 2));
+        b.unit.push_back(static_cast<std::int32_t>(rng() % units));
+        b.strike.push_back(50 + 100 * u01(rng));
+        b.expiry.push_back(u01(rng));
+        b.mult.push_back(1 + 9 * u01(rng));
+        b.fwd.push_back(80 + 40 * u01(rng));
+        b.df.push_back(0.95 + 0.05 * u01(rng));
+        b.vol.push_back(0.1 + u01(rng));
+    }
+    for (std::size_t u = 0; u < units; ++u) b.spot.push_back(100.0);
+    for (std::size_t k = 0; k < units * ns; ++k) {
+        b.m.push_back(0.6 + 0.8 * u01(rng));
+        b.shift.push_back(u01(rng) - 0.5);
+    }
+    return b;
+}
+
+// threads: refused below 1, capped above the hardware, and never change a bit of the result.
+// Run under ThreadSanitizer in CI (cpp/tests/run_tsan.sh).
+void threads_are_deterministic() {
+    const Book b = random_book(301, 3, 37, 11);
+    std::vector<double> one(b.n * b.ns), many(one.size()), base1(b.n), base2(b.n);
+    revalue(b.instruments(), b.scenarios(), one.data(), base1.data(), 1);
+    for (int t : {2, 3, 7, 64, 40000}) {
+        revalue(b.instruments(), b.scenarios(), many.data(), base2.data(), t);
+        CHECK(many == one && base2 == base1);
+    }
+    CHECK(mktest::throws<InvalidInput>([&] { revalue(b.instruments(), b.scenarios(), many.data(), nullptr, 0); }));
+    CHECK(mktest::throws<InvalidInput>([&] { revalue(b.instruments(), b.scenarios(), many.data(), nullptr, -3); }));
+
+    std::vector<std::int64_t> start{0};
+    std::vector<std::int32_t> inst;
+    std::vector<double> qty;
+    std::mt19937_64 rng(5);
+    for (std::size_t a = 0; a < 97; ++a) {
+        for (std::size_t k = 0; k < rng() % 9; ++k) {
+            inst.push_back(static_cast<std::int32_t>(rng() % b.n));
+            qty.push_back(static_cast<double>(static_cast<int>(rng() % 21) - 10) * 0.5);
+        }
+        start.push_back(static_cast<std::int64_t>(inst.size()));
+    }
+    const RiskArraysView rv{b.n, b.ns, b.units, one.data(), b.unit.data()};
+    const PositionsView pv{97, start.data(), inst.data(), qty.data()};
+    std::vector<double> p1(97 * b.units * b.ns), p2(p1.size());
+    net(rv, pv, p1.data(), 1);
+    for (int t : {2, 5, 40000}) {
+        std::fill(p2.begin(), p2.end(), -1.0);
+        net(rv, pv, p2.data(), t);
+        CHECK(p2 == p1);
+    }
+    CHECK(mktest::throws<InvalidInput>([&] { net(rv, pv, p2.data(), 0); }));
+}
+
+// worst_loss is exact (a minimum of products), so every SIMD target returns the same bits, and it
+// validates like the other stages.
+void reduce_across_targets() {
+    const std::size_t rows = 13, ns = 45;
+    std::mt19937_64 rng(3);
+    std::normal_distribution<double> normal;
+    std::vector<double> pnl(rows * ns), weight(3 * ns);
+    for (auto& v : pnl) v = normal(rng);
+    for (auto& v : weight) v = 0.5 + 0.5 * std::abs(normal(rng));
+    pnl[7 * ns + 44] = -100.0;  // in the scalar tail on every target
+    pnl[8 * ns + 3] = pnl[8 * ns + 40] = -50.0;  // a tie: the first one is reported
+    std::vector<double> loss_ref, loss(rows);
+    std::vector<std::int32_t> worst_ref, worst(rows);
+    for (const auto& target : available_simd_targets()) {
+        select_simd_target(target);
+        worst_loss(pnl.data(), rows, ns, nullptr, 0, 0.5, loss.data(), worst.data());
+        CHECK(worst[7] == 44 && loss[7] == 100.0 && worst[8] == 3);
+        worst_loss(pnl.data(), rows, ns, weight.data(), 3, 0.5, loss.data(), worst.data());
+        if (loss_ref.empty()) loss_ref = loss, worst_ref = worst;
+        CHECK(loss == loss_ref && worst == worst_ref);
+        // The scalar definition, row by row.
+        for (std::size_t r = 0; r < rows; ++r) {
+            double best = 0.0;
+            std::int32_t at = 0;
+            for (std::size_t s = 0; s < ns; ++s) {
+                const double p = pnl[r * ns + s], v = weight[(r % 3) * ns + s] * (p > 0.0 ? 0.5 * p : p);
+                if (s == 0 || v < best) best = v, at = static_cast<std::int32_t>(s);
+            }
+            CHECK(loss[r] == std::max(0.0, -best) && worst[r] == at);
+        }
+    }
+    std::vector<double> bad = pnl;
+    bad[2 * ns + 5] = std::nan("");
+    bool named = false;
+    try {
+        validate_worst_loss(bad.data(), rows, ns, nullptr, 0, 1.0);
+    } catch (const InvalidInput& e) {
+        named = e.field() == "pnl" && e.row() == 2;
+    }
+    CHECK(named);
+    CHECK(mktest::throws<InvalidInput>([&] { worst_loss(bad.data(), rows, ns, nullptr, 0, 1.0, loss.data(), nullptr); }));
+    std::vector<double> huge(3 * ns, 1e308);  // times the -100 of row 7: overflow
+    CHECK(mktest::throws<InvalidInput>([&] { worst_loss(pnl.data(), rows, ns, huge.data(), 3, 1.0, loss.data(), nullptr); }));
+    const std::vector<double> probability(ns, 1e307);
+    CHECK(mktest::throws<InvalidInput>([&] { validate_value_at_risk(pnl.data(), rows, ns, probability.data(), 0.9); }));
+    select_simd_target(available_simd_targets().front());
+}
+
 }  // namespace
 
 int main() {
     for (const auto& target : available_simd_targets()) pipeline_on(target);
+    threads_are_deterministic();
+    reduce_across_targets();
     if (mktest::failures) std::fprintf(stderr, "%d check(s) failed\n", mktest::failures);
     return mktest::failures ? 1 : 0;
 }

@@ -4,26 +4,34 @@ A drop-in for hand-written NumPy margin code. Inputs are checked for dtype, shap
 here (one place) and for values (finite, positive, in range) in C++; either way a bad input raises
 a ``TypeError`` or ``ValueError`` naming the field and row. Inputs are never modified and never
 copied when they already have the right dtype and layout. The pure-NumPy twin of every function
-here is in :mod:`marginkernel.reference`.
+here is in :mod:`marginkernel.reference`, with the same signature (``tests/test_signatures.py``).
+
+Results are finite: finite inputs whose result would overflow (a multiplier of 1e308, a vol scale
+``tau ** 1000``, probability weights whose sum overflows) raise :class:`InputError` naming the
+field. ``threads`` must be an integer >= 1; more than the machine's hardware threads are capped.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _core
+from .codes import VOL_SHOCKS
+from .validation import integer
 
 __all__ = [
     "VOL_SHOCKS",
     "InputError",
-    "revalue",
-    "net",
-    "worst_loss",
-    "value_at_risk",
-    "normal_cdf",
-    "simd_target",
     "available_simd_targets",
+    "check_threads",
+    "net",
+    "normal_cdf",
+    "revalue",
     "select_simd_target",
+    "simd_target",
+    "value_at_risk",
+    "worst_loss",
 ]
 
 InputError = _core.InputError
@@ -31,11 +39,20 @@ simd_target = _core.simd_target
 available_simd_targets = _core.available_simd_targets
 select_simd_target = _core.select_simd_target
 
-#: vol shock kinds by name, as the C++ enum VolShockKind numbers them
-VOL_SHOCKS = {"none": 0, "multiplicative": 1, "additive": 2, "relative": 3}
+#: the largest thread count handed to C++ (its ``int``); anything above is capped there anyway
+_MAX_THREADS = 2**31 - 1
+
+F64 = npt.NDArray[np.float64]
 
 
-def as_array(name: str, value, dtype, ndim: int | None = None) -> np.ndarray:
+def check_threads(threads: object) -> int:
+    """``threads`` as an int >= 1 for the C++ core: an integer (not a float, not a bool), else
+    ``TypeError``; below 1, ``ValueError``. Values above the hardware's thread count are allowed
+    (the core caps them)."""
+    return min(integer(threads, "threads", lo=1), _MAX_THREADS)
+
+
+def as_array(name: str, value: npt.ArrayLike, dtype: npt.DTypeLike, ndim: int | None = None) -> np.ndarray:
     """`value` as a C-contiguous array of `dtype` without copying it when it already is one.
 
     Integer input is accepted for an integer dtype when every value fits; float32 is accepted for
@@ -49,9 +66,9 @@ def as_array(name: str, value, dtype, ndim: int | None = None) -> np.ndarray:
             if arr.size and (arr.min() < info.min or arr.max() > info.max):
                 raise ValueError(f"{name}: values out of range for {want}")
             arr = arr.astype(want)
-        elif arr.dtype.kind == "f" and want.kind == "f" and arr.dtype.itemsize <= want.itemsize:
-            arr = arr.astype(want)
-        elif arr.dtype.kind in "iu" and want.kind == "f" and arr.size == 0:
+        elif (arr.dtype.kind == "f" and want.kind == "f" and arr.dtype.itemsize <= want.itemsize) or (
+            arr.dtype.kind in "iu" and want.kind == "f" and arr.size == 0
+        ):
             arr = arr.astype(want)
         else:
             raise TypeError(f"{name}: expected dtype {want}, got {arr.dtype}")
@@ -64,11 +81,12 @@ def as_array(name: str, value, dtype, ndim: int | None = None) -> np.ndarray:
     return arr
 
 
-def _output(name: str, value, *inputs: np.ndarray) -> np.ndarray:
+def _output(name: str, value: object, *inputs: np.ndarray | None) -> F64:
     """An array the kernel writes into: float64, C-contiguous, writeable, never converted, and not
     overlapping any of the `inputs` (the kernel reads them while it writes)."""
     if not isinstance(value, np.ndarray) or value.dtype != np.float64:
-        raise TypeError(f"{name}: expected a float64 numpy array, got {getattr(value, 'dtype', type(value).__name__)}")
+        got = getattr(value, "dtype", type(value).__name__)
+        raise TypeError(f"{name}: expected a float64 numpy array, got {got}")
     if not value.flags.c_contiguous or not value.flags.writeable:
         raise ValueError(f"{name}: must be C-contiguous and writeable")
     if any(a is not None and np.may_share_memory(value, a) for a in inputs):
@@ -76,24 +94,24 @@ def _output(name: str, value, *inputs: np.ndarray) -> np.ndarray:
     return value
 
 
-def _f64(name, value, ndim=None):
+def _f64(name: str, value: npt.ArrayLike, ndim: int | None = None) -> F64:
     return as_array(name, value, np.float64, ndim)
 
 
-def revalue(
-    kind,
-    settlement,
-    risk_unit,
-    strike,
-    expiry,
-    multiplier,
-    forward,
-    discount,
-    vol,
-    spot,
-    price_multiplier,
-    vol_shift=None,
-    time_shift=None,
+def revalue(  # noqa: PLR0917 (the NumPy-style positional API of the reference)
+    kind: npt.ArrayLike,
+    settlement: npt.ArrayLike,
+    risk_unit: npt.ArrayLike,
+    strike: npt.ArrayLike,
+    expiry: npt.ArrayLike,
+    multiplier: npt.ArrayLike,
+    forward: npt.ArrayLike,
+    discount: npt.ArrayLike,
+    vol: npt.ArrayLike,
+    spot: npt.ArrayLike,
+    price_multiplier: npt.ArrayLike,
+    vol_shift: npt.ArrayLike | None = None,
+    time_shift: npt.ArrayLike | None = None,
     *,
     vol_shock: str = "none",
     tau_floor_days: float = 1.0,
@@ -101,8 +119,8 @@ def revalue(
     long_power: float = 0.0,
     vol_up_floor: float = 0.0,
     threads: int = 1,
-    out=None,
-):
+    out: F64 | None = None,
+) -> tuple[F64, F64]:
     """Risk arrays: ``R[i, s]``, the P&L of one unit of instrument i in scenario s.
 
     Per instrument (length n): ``kind`` (0 future, 1 perpetual, 2 call, 3 put, 4 spot), ``settlement``
@@ -116,6 +134,7 @@ def revalue(
     """
     if vol_shock not in VOL_SHOCKS:
         raise ValueError(f"vol_shock: must be one of {sorted(VOL_SHOCKS)}, got {vol_shock!r}")
+    workers = check_threads(threads)
     arrays = (
         as_array("kind", kind, np.int8, 1),
         as_array("settlement", settlement, np.int8, 1),
@@ -131,57 +150,73 @@ def revalue(
         None if vol_shift is None else _f64("vol_shift", vol_shift, 2),
         None if time_shift is None else _f64("time_shift", time_shift, 1),
     )
-    return _core.revalue(
+    risk, value_now = _core.revalue(
         *arrays,
         VOL_SHOCKS[vol_shock],
         float(tau_floor_days),
         float(short_power),
         float(long_power),
         float(vol_up_floor),
-        int(threads),
+        workers,
         None if out is None else _output("out", out, *arrays),
     )
+    return risk, value_now
 
 
-def net(risk, risk_unit, n_units: int, account_start, instrument, quantity, *, threads: int = 1, out=None):
+def net(  # noqa: PLR0917
+    risk: npt.ArrayLike,
+    risk_unit: npt.ArrayLike,
+    n_units: int,
+    account_start: npt.ArrayLike,
+    instrument: npt.ArrayLike,
+    quantity: npt.ArrayLike,
+    *,
+    threads: int = 1,
+    out: F64 | None = None,
+) -> F64:
     """Scenario P&L per account and risk unit, shape (accounts, n_units, S).
 
     Positions are sparse, in compressed rows by account: account a holds ``quantity[k]`` of
     instrument ``instrument[k]`` for ``account_start[a] <= k < account_start[a + 1]``. ``out``, a
-    writeable C-contiguous float64 array of that shape, receives the result in place.
+    writeable C-contiguous float64 array of that shape that shares no memory with any input,
+    receives the result in place.
     """
-    if int(n_units) < 1:
-        raise ValueError(f"n_units: must be >= 1, got {n_units}")
-    risk = _f64("risk", risk, 2)
-    return _core.net(
-        risk,
+    units = integer(n_units, "n_units", lo=1, hi=2**31 - 1)
+    workers = check_threads(threads)
+    arrays = (
+        _f64("risk", risk, 2),
         as_array("risk_unit", risk_unit, np.int32, 1),
-        int(n_units),
         as_array("account_start", account_start, np.int64, 1),
         as_array("instrument", instrument, np.int32, 1),
         _f64("quantity", quantity, 1),
-        int(threads),
-        None if out is None else _output("out", out, risk),
     )
+    dst = None if out is None else _output("out", out, *arrays)
+    pnl: F64 = _core.net(arrays[0], arrays[1], units, *arrays[2:], workers, dst)
+    return pnl
 
 
-def worst_loss(pnl, weight=None, gain_factor: float = 1.0):
+def worst_loss(
+    pnl: npt.ArrayLike, weight: npt.ArrayLike | None = None, gain_factor: float = 1.0
+) -> tuple[F64, npt.NDArray[np.int32]]:
     """``(loss, worst)`` per row of ``pnl`` (rows, S): loss = max(0, -min_s w_s * P'_s) where P' scales
     gains by ``gain_factor``; ``weight`` (W, S) applies row ``r % W`` to row r."""
-    return _core.worst_loss(
+    loss, worst = _core.worst_loss(
         _f64("pnl", pnl, 2), None if weight is None else _f64("weight", weight, 2), float(gain_factor)
     )
+    return loss, worst
 
 
-def value_at_risk(pnl, confidence: float, probability=None):
+def value_at_risk(pnl: npt.ArrayLike, confidence: float, probability: npt.ArrayLike | None = None) -> tuple[F64, F64]:
     """``(var, es)`` per row of ``pnl`` (rows, S), as losses, at ``confidence`` (e.g. 0.99)."""
-    return _core.value_at_risk(
+    var, es = _core.value_at_risk(
         _f64("pnl", pnl, 2),
         None if probability is None else _f64("probability", probability, 1),
         float(confidence),
     )
+    return var, es
 
 
-def normal_cdf(x):
+def normal_cdf(x: npt.ArrayLike) -> F64:
     """The vectorised standard normal CDF the option kernel uses."""
-    return _core.normal_cdf(_f64("x", x))
+    result: F64 = _core.normal_cdf(_f64("x", x))
+    return result

@@ -8,16 +8,43 @@ The conventions are those of DESIGN §3: P&L > 0 is a gain, loss = -P&L, margin 
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from scipy.special import ndtr
 
-from .kernels import VOL_SHOCKS
+from .codes import CALL, FUTURE, INVERSE, LINEAR, PERPETUAL, PUT, SPOT, VOL_SHOCKS
 
-FUTURE, PERPETUAL, CALL, PUT, SPOT = range(5)
-LINEAR, INVERSE = 0, 1
+__all__ = [
+    "CALL",
+    "DAYS_PER_YEAR",
+    "FUTURE",
+    "INVERSE",
+    "LEVEL_RTOL",
+    "LINEAR",
+    "PERPETUAL",
+    "PUT",
+    "SPOT",
+    "black76",
+    "net",
+    "normal_cdf",
+    "revalue",
+    "shocked_vol",
+    "value_at_risk",
+    "vol_scale",
+    "worst_loss",
+]
+
+F64 = npt.NDArray[np.float64]
 DAYS_PER_YEAR = 365.0
 
 
-def black76(forward, strike, vol, expiry, discount, is_call):
+def black76(  # noqa: PLR0917
+    forward: npt.ArrayLike,
+    strike: npt.ArrayLike,
+    vol: npt.ArrayLike,
+    expiry: npt.ArrayLike,
+    discount: npt.ArrayLike,
+    is_call: npt.ArrayLike,
+) -> F64:
     """Black-76 value of one unit; sigma*sqrt(T) == 0 gives the discounted intrinsic value."""
     forward, strike, vol, expiry, discount, is_call = np.broadcast_arrays(
         *(np.asarray(a, dtype=float) for a in (forward, strike, vol, expiry, discount)),
@@ -30,17 +57,18 @@ def black76(forward, strike, vol, expiry, discount, is_call):
         d2 = d1 - sd
         value = sign * (forward * ndtr(sign * d1) - strike * ndtr(sign * d2))
     intrinsic = np.maximum(sign * (forward - strike), 0.0)
-    return discount * np.where(sd > 0.0, value, intrinsic)
+    result: F64 = discount * np.where(sd > 0.0, value, intrinsic)
+    return result
 
 
-def vol_scale(expiry, tau_floor_days, short_power, long_power):
+def vol_scale(expiry: npt.ArrayLike, tau_floor_days: float, short_power: float, long_power: float) -> F64:
     """tau^p of DESIGN §3 per instrument: tau = 30 days / max(DTE, floor)."""
     dte = np.asarray(expiry, dtype=float) * DAYS_PER_YEAR
     tau = 30.0 / np.maximum(dte, tau_floor_days)
     return tau ** np.where(dte <= 30.0, short_power, long_power)
 
 
-def shocked_vol(vol, shift, scale, vol_shock, vol_up_floor):
+def shocked_vol(vol: F64, shift: F64, scale: F64, vol_shock: str, vol_up_floor: float) -> F64:
     """Implied vol after a scenario's vol shift (broadcasting vol/scale (n,1) against shift (n,S))."""
     if vol_shock == "none":
         out = vol + 0.0 * shift
@@ -57,20 +85,20 @@ def shocked_vol(vol, shift, scale, vol_shock, vol_up_floor):
     return out
 
 
-def revalue(
-    kind,
-    settlement,
-    risk_unit,
-    strike,
-    expiry,
-    multiplier,
-    forward,
-    discount,
-    vol,
-    spot,
-    price_multiplier,
-    vol_shift=None,
-    time_shift=None,
+def revalue(  # noqa: PLR0917 (the NumPy-style positional API of the reference)
+    kind: npt.ArrayLike,
+    settlement: npt.ArrayLike,
+    risk_unit: npt.ArrayLike,
+    strike: npt.ArrayLike,
+    expiry: npt.ArrayLike,
+    multiplier: npt.ArrayLike,
+    forward: npt.ArrayLike,
+    discount: npt.ArrayLike,
+    vol: npt.ArrayLike,
+    spot: npt.ArrayLike,
+    price_multiplier: npt.ArrayLike,
+    vol_shift: npt.ArrayLike | None = None,
+    time_shift: npt.ArrayLike | None = None,
     *,
     vol_shock: str = "none",
     tau_floor_days: float = 1.0,
@@ -78,8 +106,8 @@ def revalue(
     long_power: float = 0.0,
     vol_up_floor: float = 0.0,
     threads: int = 1,
-    out=None,
-):
+    out: F64 | None = None,
+) -> tuple[F64, F64]:
     """Reference of :func:`marginkernel.kernels.revalue` (``threads`` is accepted and ignored)."""
     kind = np.asarray(kind)
     inverse = np.asarray(settlement) == INVERSE
@@ -121,7 +149,17 @@ def revalue(
     return risk, value_now
 
 
-def net(risk, risk_unit, n_units: int, account_start, instrument, quantity, *, threads: int = 1, out=None):
+def net(  # noqa: PLR0917
+    risk: npt.ArrayLike,
+    risk_unit: npt.ArrayLike,
+    n_units: int,
+    account_start: npt.ArrayLike,
+    instrument: npt.ArrayLike,
+    quantity: npt.ArrayLike,
+    *,
+    threads: int = 1,
+    out: F64 | None = None,
+) -> F64:
     """Reference of :func:`marginkernel.kernels.net`: P[a, u, s] = sum of q * R[i, s]."""
     risk = np.asarray(risk, dtype=float)
     starts = np.asarray(account_start)
@@ -138,7 +176,9 @@ def net(risk, risk_unit, n_units: int, account_start, instrument, quantity, *, t
     return pnl
 
 
-def worst_loss(pnl, weight=None, gain_factor: float = 1.0):
+def worst_loss(
+    pnl: npt.ArrayLike, weight: npt.ArrayLike | None = None, gain_factor: float = 1.0
+) -> tuple[F64, npt.NDArray[np.int32]]:
     """Reference of :func:`marginkernel.kernels.worst_loss`."""
     pnl = np.asarray(pnl, dtype=float)
     haircut = np.where(pnl > 0.0, gain_factor * pnl, pnl)
@@ -156,7 +196,7 @@ def worst_loss(pnl, weight=None, gain_factor: float = 1.0):
 LEVEL_RTOL = 1e-12
 
 
-def value_at_risk(pnl, confidence: float, probability=None):
+def value_at_risk(pnl: npt.ArrayLike, confidence: float, probability: npt.ArrayLike | None = None) -> tuple[F64, F64]:
     """Reference of :func:`marginkernel.kernels.value_at_risk`: NumPy's inverted-CDF quantile at
     level 1 - confidence (lowered by :data:`LEVEL_RTOL` relative, see there)."""
     pnl = np.asarray(pnl, dtype=float)
@@ -167,12 +207,13 @@ def value_at_risk(pnl, confidence: float, probability=None):
         es = -(np.where(below, pnl, 0.0).sum(axis=1) / below.sum(axis=1))
     else:
         p = np.broadcast_to(np.asarray(probability, dtype=float), pnl.shape)
-        q = np.array([np.quantile(row, level, method="inverted_cdf", weights=w) for row, w in zip(pnl, p)])
+        q = np.array([np.quantile(row, level, method="inverted_cdf", weights=w) for row, w in zip(pnl, p, strict=True)])
         below = pnl <= q[:, None]
         es = -((np.where(below, pnl * p, 0.0)).sum(axis=1) / np.where(below, p, 0.0).sum(axis=1))
     return -q, es
 
 
-def normal_cdf(x):
+def normal_cdf(x: npt.ArrayLike) -> F64:
     """Reference of :func:`marginkernel.kernels.normal_cdf`."""
-    return ndtr(np.asarray(x, dtype=float))
+    result: F64 = ndtr(np.asarray(x, dtype=float))
+    return result

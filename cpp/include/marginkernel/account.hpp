@@ -47,7 +47,6 @@
 #include <string>
 #include <vector>
 
-#include "marginkernel/net.hpp"
 #include "marginkernel/types.hpp"
 
 namespace marginkernel {

@@ -12,7 +12,9 @@ void validate(const InstrumentsView& instruments, const ScenariosView& scenarios
 
 // Fills risk[n x n_scenarios] (row-major) and, when base_value is not null, base_value[n] = value of
 // one unit now (option premium in settlement currency; 0 for futures, perpetuals and spot).
-// Validates first. `threads` > 1 splits the instruments across that many threads.
+// Validates first. `threads` (>= 1, else InvalidInput) > 1 splits the instruments across up to that
+// many threads, at most the hardware's. Finite inputs whose result would overflow (e.g. a multiplier
+// of 1e308) throw InvalidInput naming the input of largest magnitude: R is always finite.
 void revalue(const InstrumentsView& instruments, const ScenariosView& scenarios, double* risk,
              double* base_value = nullptr, int threads = 1);
 

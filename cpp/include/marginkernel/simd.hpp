@@ -3,6 +3,7 @@
 // the way NumPy and Highway ship portable binaries.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -14,5 +15,22 @@ std::string simd_target();                          // the one in use
 // Not thread-safe against concurrent kernel calls: call it at start-up. The environment variable
 // MARGINKERNEL_SIMD sets the initial choice.
 void select_simd_target(const std::string& name);
+
+// What the environment variable MARGINKERNEL_SIMD asked for (empty or unset: nothing, the best
+// target the CPU supports is used). `known`: it names a target of this project (baseline, avx2,
+// avx512); `honoured`: that target is compiled in and supported by this CPU, and so in use at
+// start-up. The library itself never fails over it; the Python module refuses an unknown name at
+// import and warns when a known one cannot be honoured (then the best supported target is used).
+struct SimdEnvironment {
+    std::string value;
+    bool known = false;
+    bool honoured = false;
+};
+SimdEnvironment simd_environment();
+
+// The bandwidth probe of the benchmarks (bench/benchutil.py): the best time in seconds, over
+// `passes` passes, of one streaming read (write = false) or write (write = true) of x[0..n) with the
+// active target's SIMD loads or stores. Benchmarks divide bytes by it to know the machine's ceiling.
+double stream_seconds(double* x, std::size_t n, int passes, bool write);
 
 }  // namespace marginkernel

@@ -66,6 +66,16 @@ struct PositionsView {
     const double* quantity = nullptr;             // [nnz]
 };
 
+// Risk arrays as produced by revalue(): [n_instruments x n_scenarios], with each row's risk unit.
+// Read by net() and by the account book (account.hpp).
+struct RiskArraysView {
+    std::size_t n_instruments = 0;
+    std::size_t n_scenarios = 0;
+    std::size_t n_units = 0;
+    const double* risk = nullptr;
+    const std::int32_t* risk_unit = nullptr;  // [n_instruments]
+};
+
 // Thrown for bad input; names the offending field and row (row = -1 when not row-specific).
 class InvalidInput : public std::invalid_argument {
 public:
