@@ -296,8 +296,10 @@ class Netting:
             for blk in pair_blocks(pairs.pair_account, sc.n_scenarios):
                 weighted = pairs.rows[pairs.pair_row[blk]]
                 weighted *= sc.weight[pairs.pair_unit[blk]]
-                n0 = int(to_node[blk.start])
-                n1 = int(to_node[blk.stop - 1]) + 1
+                # A block holds whole accounts, so its nodes are one contiguous range of the sorted
+                # keys; within an account, unit order need not follow currency order (take min/max).
+                n0 = int(to_node[blk].min())
+                n1 = int(to_node[blk].max()) + 1
                 joint = self._joint(weighted, pairs, blk, to_node[blk] - n0, n1 - n0)
                 scan[n0:n1], worst[n0:n1] = self._measure(joint)
         return Nodes(scan, worst, *self._describe(pairs, keys), to_node)
