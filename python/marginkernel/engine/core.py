@@ -106,7 +106,9 @@ class Engine:
             risk, value_now = kernels.revalue(**arguments, threads=self.threads)
         except kernels.InputError as exc:
             if exc.row is not None and exc.field in per_instrument and exc.field != "spot":
-                raise ValueError(f"instrument {inst.ids[exc.row]!r} (row {exc.row}): {exc}") from None
+                raise ValueError(
+                    f"instrument {inst.ids[exc.row]!r} (row {exc.row}): its revaluation overflows or is invalid: {exc}"
+                ) from None
             raise
         bad = ~np.isfinite(risk).all(axis=1) | ~np.isfinite(value_now)
         if bad.any():

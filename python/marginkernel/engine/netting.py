@@ -104,34 +104,40 @@ class Nodes:
 def _net_rows(engine: Engine, pos: Positions) -> np.ndarray:
     """The cross positions' (account, unit) P&L rows (A * U, S), then one row per isolated position."""
     n_acc, n_units, n_s = pos.n_accounts, len(engine.units), engine.scenario_set.n_scenarios
-    risk, unit_of_row = engine.counted_risk, engine.market.unit_of_row
     iso = pos.isolated
     n_iso = int(iso.sum())
-    if n_iso == 0:
-        pnl = kernels.net(
-            risk,
-            unit_of_row,
-            n_units,
-            pos.starts(),
-            pos.instrument.astype(np.int32),
-            pos.quantity,
-            threads=engine.threads,
-        )
-        return np.asarray(pnl).reshape(n_acc * n_units, n_s)
-    cross = ~iso
     rows = np.empty((n_acc * n_units + n_iso, n_s))
-    kernels.net(
-        risk,
-        unit_of_row,
-        n_units,
-        pos.starts(cross),
-        pos.instrument[cross].astype(np.int32),
-        np.ascontiguousarray(pos.quantity[cross]),
-        threads=engine.threads,
-        out=rows[: n_acc * n_units].reshape(n_acc, n_units, n_s),
-    )
-    rows[n_acc * n_units :] = pos.quantity[iso, None] * risk[pos.instrument[iso]]
+    cross = None if n_iso == 0 else ~iso
+    _net_accounts(engine, pos, cross, rows[: n_acc * n_units].reshape(n_acc, n_units, n_s))
+    if n_iso:
+        rows[n_acc * n_units :] = pos.quantity[iso, None] * engine.counted_risk[pos.instrument[iso]]
     return rows
+
+
+def _net_accounts(engine: Engine, pos: Positions, rows: np.ndarray | None, out: np.ndarray) -> None:
+    """P = Q . R of the positions ``rows`` (all when None) into ``out``; an account whose P&L
+    overflows is named (the kernel names only the position row)."""
+    starts = pos.starts(rows)
+    instrument = pos.instrument if rows is None else pos.instrument[rows]
+    quantity = pos.quantity if rows is None else np.ascontiguousarray(pos.quantity[rows])
+    try:
+        kernels.net(
+            engine.counted_risk,
+            engine.market.unit_of_row,
+            len(engine.units),
+            starts,
+            instrument.astype(np.int32),
+            quantity,
+            threads=engine.threads,
+            out=out,
+        )
+    except kernels.InputError as exc:
+        if exc.field != "quantity" or exc.row is None:
+            raise
+        account = int(np.searchsorted(starts, exc.row, side="right")) - 1
+        raise ValueError(
+            f"positions: the scenario P&L of account {pos.names[account]!r} overflows float64 (quantities too large)"
+        ) from None
 
 
 def pair_blocks(pair_account: np.ndarray, n_scenarios: int) -> Iterator[slice]:
