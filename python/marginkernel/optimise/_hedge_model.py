@@ -26,7 +26,6 @@ import numpy as np
 from ..addons import instrument_units
 from ..addons.conventions import KIND_NAMES
 from ..codes import CALL, PUT
-from ..explain._tree import gain_factors, report_fx
 from ._lp import LP, Expr, add, times, var_expr
 
 LINEAR_ADDONS = (
@@ -162,8 +161,8 @@ class Builder:
 
     def nodes(self) -> list[tuple[float, list[int], list[tuple[Any, Any, float]]]]:
         """(node fx to USD, its units, its children as (const, coef, gain factor)) per netting node."""
-        model, m = self.e.model, self.e.market
-        names, cur_names = list(m.units), list(m.unit_currency)
+        model, m, net = self.e.model, self.e.market, self.e.netting
+        cur_names = list(m.unit_currency)
         pnl = {u: self.scenario_pnl(u) for u in self.units}
         if model.netting == "risk_unit":
             return [(float(m.unit_fx[u]), [u], [(*pnl[u], 1.0)]) for u in self.units]
@@ -173,16 +172,14 @@ class Builder:
             out = []
             for c in currencies:
                 us = by_cur[c]
-                g = gain_factors(model, [names[u] for u in us], [m.unit_underlying[u] for u in us])
-                out.append((float(m.unit_fx[us[0]]), us, [(*pnl[u], float(g[k])) for k, u in enumerate(us)]))
+                out.append((float(m.unit_fx[us[0]]), us, [(*pnl[u], float(net.unit_gain[u])) for u in us]))
             return out
-        g = gain_factors(model, currencies, currencies)
         kids = []
-        for k, c in enumerate(currencies):
+        for c in currencies:
             fx = float(m.unit_fx[by_cur[c][0]])
             const = sum(pnl[u][0] for u in by_cur[c]) * fx
             coef = sum(pnl[u][1] for u in by_cur[c]) * fx
-            kids.append((const, coef, float(g[k])))
+            kids.append((const, coef, float(net.cur_gain[net.currencies.index(c)])))
         return [(1.0, list(self.units), kids)]
 
     def _rows(self, coef: np.ndarray, rhs: np.ndarray, extra: list[tuple[np.ndarray, float]]) -> None:
@@ -318,9 +315,9 @@ class Builder:
                     adds = add(adds, total)
                 else:
                     floors.append(total)
-            r = int(self.lp.var(1, 0.0, np.inf, factor * node_fx / report_fx(e))[0])
+            r = int(self.lp.var(1, 0.0, np.inf, factor * node_fx / e.report_fx)[0])
             r_cols.append(r)
-            r_usd.append(node_fx / report_fx(e))
+            r_usd.append(node_fx / e.report_fx)
             for piece in (adds, *floors):
                 self.lp.le(add(piece, var_expr(r, -1.0)))
         return Problem(self.lp, self.y, self.inst, self.lot, np.array(r_cols, np.int64), np.array(r_usd))
