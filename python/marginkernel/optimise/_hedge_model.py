@@ -61,15 +61,13 @@ def check_model(engine: Any) -> None:
         raise ValueError("model.measure: ES over unequally likely scenarios is not supported by the hedge LP")
     if model.netting != "risk_unit" and math.isfinite(model.gain_cap):
         raise ValueError("model.gain_cap: a finite cap on the gain credit makes IM non-convex; the hedge LP needs none")
-    for a in model.addons:
+    for a, p in zip(model.addons, engine.addon_params, strict=True):
         if a.type not in LINEAR_ADDONS or a.combine == "credit":
             raise ValueError(
                 f"addons.{a.name}: a {a.type} add-on is not convex piecewise linear; the hedge LP "
                 f"supports {', '.join(LINEAR_ADDONS)}"
             )
-        if a.type == "contingency" and np.any(
-            a.resolve(engine.units, list(engine.market.unit_underlying))["future_rate"]
-        ):
+        if a.type == "contingency" and np.any(p["future_rate"]):
             raise ValueError(f"addons.{a.name}.future_rate: rate * min(long, short) is concave; the hedge LP needs 0")
         tiers = a.config.get("tiers")
         if tiers:
@@ -302,14 +300,14 @@ class Builder:
         """Requirement variables r_n of every node, with objective coefficient `factor` (default
         im_factor) times node FX / report FX: the objective then holds IM (+ the costs)."""
         e, model, m = self.e, self.e.model, self.e.market
-        params = [a.resolve(list(m.units), list(m.unit_underlying)) for a in model.addons]
+        params = e.addon_params
         factor = model.im_factor if factor is None else factor
         r_cols, r_usd = [], []
         for node_fx, units, kids in self.nodes():
             s = self.scan(kids)
             adds: Expr = var_expr(s)
             floors = []
-            for a, p in zip(model.addons, params, strict=False):
+            for a, p in zip(model.addons, params, strict=True):
                 total = add((0.0, {}), *[times(self.addon(a, p, u), float(m.unit_fx[u]) / node_fx) for u in units])
                 if a.combine == "add":
                     adds = add(adds, total)
