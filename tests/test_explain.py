@@ -287,3 +287,37 @@ def test_explain_does_not_mutate_inputs():
     before = POS.copy()
     explain(eng, POS)
     pd.testing.assert_frame_equal(POS, before)
+
+
+def test_expired_positions_settled_out_and_arrow_input():
+    """Positions in expired instruments (``expired="settle"``) carry no risk: explain leaves them out
+    and still adds up to IM; an Arrow table explains like the DataFrame it came from."""
+    import pyarrow as pa
+
+    t0, exp, past = "2026-11-21T08:00:00Z", "2026-12-27T08:00:00Z", "2026-11-20T08:00:00Z"
+    inst = mk.Instruments.from_records(
+        [
+            {"id": "F", "kind": "future", "underlying": "BTC", "expiry": exp},
+            {"id": "C", "kind": "call", "underlying": "BTC", "strike": 100_000.0, "expiry": exp},
+            {"id": "OLD-P", "kind": "put", "underlying": "BTC", "strike": 105_000.0, "expiry": past},
+        ]
+    )
+    mkt = mk.Market.from_dict(
+        {
+            "time": t0,
+            "spot": {"BTC": 100_000.0},
+            "vols": {"C": 0.6, "OLD-P": 0.5},
+            "settlement_prices": {"BTC": 99_000.0},
+        }
+    )
+    grid = mk.MarginModel(name="g", builder="range_points", scenario_params={"up": 0.1, "down": 0.1})
+    eng = mk.Engine(inst, mkt, grid, expired="settle")
+    book = pd.DataFrame({"account": ["a", "a", "a"], "instrument": ["OLD-P", "F", "C"], "quantity": [-2.0, 1.0, -1.0]})
+    ex = explain(eng, book)
+    assert list(ex.positions["instrument"]) == ["F", "C"]
+    im = ex.accounts.loc["a", "im"]
+    assert im > 0
+    assert ex.positions["contribution"].sum() == pytest.approx(im, rel=1e-12)
+    assert ex.accounts.loc["a", "equity"] == pytest.approx(-12_000.0, rel=1e-15)  # 2 puts settled at 6,000
+    arrow = explain(eng, pa.Table.from_pandas(book))
+    pd.testing.assert_frame_equal(arrow.positions, ex.positions)

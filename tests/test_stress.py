@@ -69,10 +69,22 @@ def test_stress_bad_input_names_the_field():
 
 @pytest.fixture(scope="module")
 def history():
-    try:
-        return stress.load_closes()
-    except ValueError as exc:  # neither packaged nor in ../shared/data
-        pytest.skip(str(exc))
+    return stress.load_closes()  # the closes shipped in the package (marginkernel.historical.load_history)
+
+
+def test_load_closes_reads_a_history_file_and_names_its_problems(tmp_path):
+    good = tmp_path / "closes.csv"
+    good.write_text("date,btc_usdt,eth_usdt\n2020-03-11,7935.0,194.0\n2020-03-12,4800.0,107.5\n")
+    closes = stress.load_closes(good)
+    assert list(closes.columns) == ["BTC", "ETH"]
+    assert str(closes.index[1].date()) == "2020-03-12"
+    assert closes.loc["2020-03-12", "BTC"] == 4800.0
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,btc_usdt\n2020-03-11,7935.0\n2020-03-12,-1\n")
+    with pytest.raises(ValueError, match=r"bad.csv: line 3 \(2020-03-12\): column 'btc_usdt': price must be > 0"):
+        stress.load_closes(bad)
+    with pytest.raises(ValueError, match="neither"):
+        stress.load_closes(tmp_path / "missing.csv")
 
 
 def test_worst_historical_moves_have_their_dates(history):

@@ -190,6 +190,12 @@ class Engine:
         pairs = build_pairs(self, pos)
         return Evaluation(pos, pairs, self._context(pos, pairs)), settled_usd
 
+    def evaluate(self, positions: Any, accounts: Iterable[Any] | None = None, *, mode: str | None = None) -> Evaluation:
+        """The book through the pipeline up to the add-ons: its aggregated :class:`Positions` (expired
+        ones settled out), their :class:`Pairs` and the add-on :class:`~marginkernel.addons.Context`
+        (what explanations of a margin build on). Positions as for :meth:`margin`."""
+        return self._evaluate(positions, accounts, None, mode)[0]
+
     def context(
         self, positions: Any, accounts: Iterable[Any] | None = None, *, mode: str | None = None
     ) -> _addons.Context:

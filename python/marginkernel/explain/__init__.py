@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..keyed import keyed_value
+from ..market import collateral_frame
 from . import _contrib, _tree, _variants
 
 __all__ = ["Explanation", "explain"]
@@ -61,14 +63,11 @@ def _collateral_rows(engine: Any, collateral: Any) -> pd.DataFrame:
     cols = ["account", "currency", "amount", "haircut", "value"]
     if collateral is None:
         return pd.DataFrame({c: [] for c in cols})
-    from ..market import collateral_frame
-
-    frame = collateral_frame(collateral)  # type: ignore[no-untyped-call]
-    h = engine.model.collateral_haircut
+    frame = collateral_frame(collateral)
     rows = []
-    for acc, cur, amount in zip(frame["account"], frame["currency"], frame["amount"].astype(float), strict=False):
-        cut = float(h.get(cur, h.get("default", 0.0)) or 0.0) if isinstance(h, dict) else float(h)
-        fx = engine.market_snapshot.fx_rate(cur) / _tree.report_fx(engine)
+    for acc, cur, amount in zip(frame["account"], frame["currency"], frame["amount"].astype(float), strict=True):
+        cut = keyed_value(engine.model.collateral_haircut, (cur,), "collateral.haircut", fallback=0.0)
+        fx = engine.market_snapshot.fx_rate(cur) / engine.report_fx
         value = (amount * (1.0 - cut) if amount > 0 else amount) * fx
         rows.append((acc, cur, amount, cut, value))
     return pd.DataFrame(rows, columns=cols)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..addons import Context
+from ..engine.results import addon_charges as engine_addon_charges
 from . import _allocate
 from ._tree import Tree, joint, tail
 
@@ -31,13 +32,7 @@ class Nodes:
 def addon_charges(engine: Any, ctx: Context) -> tuple[np.ndarray, list[Any]]:
     """Pair charges (components, pairs) of the model's add-ons on `ctx` (in order: later add-ons may
     read what earlier ones leave in ctx.shared) and the resolved parameters."""
-    model, m = engine.model, engine.market
-    params = [a.resolve(list(m.units), list(m.unit_underlying)) for a in model.addons]
-    out = np.zeros((len(params), len(ctx.pair_unit)))
-    if len(ctx.pair_unit):
-        for k, (addon, p) in enumerate(zip(model.addons, params, strict=False)):
-            out[k] = np.asarray(addon.compute(ctx, p), dtype=float)
-    return out, params
+    return engine_addon_charges(engine, ctx, ctx.n_pairs), list(engine.addon_params)
 
 
 def to_nodes(

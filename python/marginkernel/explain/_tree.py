@@ -7,12 +7,11 @@ model's measure is taken (docs/explain.md). Children of a node are contiguous.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from .. import kernels
 from ..addons import Context
@@ -52,63 +51,12 @@ class Tree:
         return len(self.node_cap)
 
 
-def report_fx(engine: Any) -> float:
-    cur = engine.model.currency
-    if cur == "USD":
-        return 1.0
-    m = engine.market
-    if cur in list(m.unit_currency):
-        return float(m.unit_fx[list(m.unit_currency).index(cur)])
-    return float(engine.market_snapshot.fx_rate(cur))
-
-
-def gain_factors(model: Any, names: Any, fallbacks: Any) -> np.ndarray:
-    g = model.gain_factor
-    if not isinstance(g, Mapping):
-        return np.full(len(names), float(g))
-    return np.array(
-        [g.get(n, g.get(f, g.get("default", 1.0))) for n, f in zip(names, fallbacks, strict=False)], dtype=float
-    )
-
-
-def _positions(
-    engine: Any, positions: Any, accounts: Iterable[Any] | None, mode: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Account names and the account of every aggregated position, in the context's order."""
-    book = engine.book(positions, accounts)
-    names = np.asarray(book.accounts, dtype=object)
-    if hasattr(positions, "account_start"):
-        acc = np.repeat(np.arange(len(names)), np.diff(book.account_start))
-        inst = np.asarray(book.instrument, dtype=np.int64)
-        qty = np.asarray(book.quantity, dtype=float)
-        iso = np.full(len(qty), mode == "isolated")
-    else:
-        frame = positions if isinstance(positions, pd.DataFrame) else pd.DataFrame(list(positions))
-        acc = pd.Index(names, dtype=object).get_indexer(pd.Index(frame["account"], dtype=object)).astype(np.int64)
-        inst = pd.Index(engine.instruments.ids).get_indexer(pd.Index(frame["instrument"])) if len(frame) else acc
-        qty = pd.to_numeric(frame["quantity"]).to_numpy(dtype=float) if len(frame) else np.zeros(0)
-        if "margin_mode" in frame.columns:
-            iso = frame["margin_mode"].where(frame["margin_mode"].notna(), mode).to_numpy() == "isolated"
-        else:
-            iso = np.full(len(frame), mode == "isolated")
-    n_inst = len(engine.instruments)
-    key = (acc * n_inst + inst) * 2 + iso.astype(np.int64)
-    uniq, inverse = np.unique(key, return_inverse=True)
-    total = np.bincount(inverse, qty, minlength=len(uniq))
-    uniq = uniq[total != 0.0]
-    return names, uniq // 2 // n_inst, (uniq % 2).astype(bool)
-
-
 def _levels(engine: Any, ctx: Any) -> tuple[Any, ...]:
     """Children and nodes of the model's netting level: (pair -> child, child P&L, child scale, child
     gain factor, child -> node, node pseudo-account, node FX, node gain cap, node name)."""
-    model = engine.model
-    m = engine.market
+    model, m, net = engine.model, engine.market, engine.netting
     units = list(m.units)
-    unit_cur_names = list(m.unit_currency)
-    currencies = list(dict.fromkeys(unit_cur_names))
-    unit_cur = np.array([currencies.index(c) for c in unit_cur_names], dtype=np.int64)
-    cur_fx = np.array([m.unit_fx[unit_cur_names.index(c)] for c in currencies], dtype=float)
+    currencies, unit_cur, cur_fx = net.currencies, net.unit_cur, net.cur_fx
     weighted = ctx.pair_pnl * ctx.weight[ctx.pair_unit]
     n_pairs = len(ctx.pair_unit)
     pa, pu = ctx.pair_account.astype(np.int64), ctx.pair_unit.astype(np.int64)
@@ -129,7 +77,7 @@ def _levels(engine: Any, ctx: Any) -> tuple[Any, ...]:
         pair_child[order] = np.arange(n_pairs)
         child_pnl = weighted[order]
         child_scale = np.ones(n_pairs)
-        child_gain = gain_factors(model, units, list(m.unit_underlying))[pu][order]
+        child_gain = net.unit_gain[pu][order]
         child_node = pair_node[order]
         node_pseudo, node_fx = node_key // n_cur, cur_fx[node_key % n_cur]
         node_cap = model.gain_cap / node_fx
@@ -141,7 +89,7 @@ def _levels(engine: Any, ctx: Any) -> tuple[Any, ...]:
         np.add.at(child_pnl, pair_child, weighted)
         child_pnl *= scale[:, None]
         child_scale = scale
-        child_gain = gain_factors(model, currencies, currencies)[child_key % n_cur]
+        child_gain = net.cur_gain[child_key % n_cur]
         node_key, child_node = np.unique(child_key // n_cur, return_inverse=True)
         node_pseudo, node_fx = node_key, np.ones(len(node_key))
         node_cap = np.full(len(node_key), float(model.gain_cap))
@@ -150,14 +98,9 @@ def _levels(engine: Any, ctx: Any) -> tuple[Any, ...]:
 
 
 def build(engine: Any, positions: Any, accounts: Iterable[Any] | None = None, mode: str | None = None) -> Tree:
-    model = engine.model
-    mode = model.mode if mode is None else mode
-    ctx = engine.context(positions, accounts, mode=mode)
-    names, pos_account, iso = _positions(engine, positions, accounts, mode)
-    if len(pos_account) != len(ctx.pos_instrument):  # pragma: no cover - engine contract
-        raise RuntimeError("explain: the engine's positions do not match the book")
-    n_acc = len(names)
-    owner = np.concatenate([np.arange(n_acc), pos_account[iso]]).astype(np.int64)
+    ev = engine.evaluate(positions, accounts, mode=mode)
+    ctx = ev.context
+    names, pos_account, owner = ev.positions.names, ev.positions.account, ev.pairs.owner
     (pair_child, child_pnl, child_scale, child_gain, child_node, node_pseudo, node_fx, node_cap, node_name) = _levels(
         engine, ctx
     )
@@ -187,7 +130,7 @@ def build(engine: Any, positions: Any, accounts: Iterable[Any] | None = None, mo
         np.asarray(node_fx, float),
         np.asarray(node_pseudo, np.int64),
         node_name,
-        report_fx(engine),
+        float(engine.report_fx),
         risk,
     )
 

@@ -26,7 +26,6 @@ import numpy as np
 from ..addons import instrument_units
 from ..addons.conventions import KIND_NAMES
 from ..codes import CALL, PUT
-from ..explain._tree import gain_factors, report_fx
 from ._lp import LP, Expr, add, times, var_expr
 
 LINEAR_ADDONS = (
@@ -62,15 +61,13 @@ def check_model(engine: Any) -> None:
         raise ValueError("model.measure: ES over unequally likely scenarios is not supported by the hedge LP")
     if model.netting != "risk_unit" and math.isfinite(model.gain_cap):
         raise ValueError("model.gain_cap: a finite cap on the gain credit makes IM non-convex; the hedge LP needs none")
-    for a in model.addons:
+    for a, p in zip(model.addons, engine.addon_params, strict=True):
         if a.type not in LINEAR_ADDONS or a.combine == "credit":
             raise ValueError(
                 f"addons.{a.name}: a {a.type} add-on is not convex piecewise linear; the hedge LP "
                 f"supports {', '.join(LINEAR_ADDONS)}"
             )
-        if a.type == "contingency" and np.any(
-            a.resolve(engine.units, list(engine.market.unit_underlying))["future_rate"]
-        ):
+        if a.type == "contingency" and np.any(p["future_rate"]):
             raise ValueError(f"addons.{a.name}.future_rate: rate * min(long, short) is concave; the hedge LP needs 0")
         tiers = a.config.get("tiers")
         if tiers:
@@ -162,8 +159,8 @@ class Builder:
 
     def nodes(self) -> list[tuple[float, list[int], list[tuple[Any, Any, float]]]]:
         """(node fx to USD, its units, its children as (const, coef, gain factor)) per netting node."""
-        model, m = self.e.model, self.e.market
-        names, cur_names = list(m.units), list(m.unit_currency)
+        model, m, net = self.e.model, self.e.market, self.e.netting
+        cur_names = list(m.unit_currency)
         pnl = {u: self.scenario_pnl(u) for u in self.units}
         if model.netting == "risk_unit":
             return [(float(m.unit_fx[u]), [u], [(*pnl[u], 1.0)]) for u in self.units]
@@ -173,16 +170,14 @@ class Builder:
             out = []
             for c in currencies:
                 us = by_cur[c]
-                g = gain_factors(model, [names[u] for u in us], [m.unit_underlying[u] for u in us])
-                out.append((float(m.unit_fx[us[0]]), us, [(*pnl[u], float(g[k])) for k, u in enumerate(us)]))
+                out.append((float(m.unit_fx[us[0]]), us, [(*pnl[u], float(net.unit_gain[u])) for u in us]))
             return out
-        g = gain_factors(model, currencies, currencies)
         kids = []
-        for k, c in enumerate(currencies):
+        for c in currencies:
             fx = float(m.unit_fx[by_cur[c][0]])
             const = sum(pnl[u][0] for u in by_cur[c]) * fx
             coef = sum(pnl[u][1] for u in by_cur[c]) * fx
-            kids.append((const, coef, float(g[k])))
+            kids.append((const, coef, float(net.cur_gain[net.currencies.index(c)])))
         return [(1.0, list(self.units), kids)]
 
     def _rows(self, coef: np.ndarray, rhs: np.ndarray, extra: list[tuple[np.ndarray, float]]) -> None:
@@ -305,22 +300,22 @@ class Builder:
         """Requirement variables r_n of every node, with objective coefficient `factor` (default
         im_factor) times node FX / report FX: the objective then holds IM (+ the costs)."""
         e, model, m = self.e, self.e.model, self.e.market
-        params = [a.resolve(list(m.units), list(m.unit_underlying)) for a in model.addons]
+        params = e.addon_params
         factor = model.im_factor if factor is None else factor
         r_cols, r_usd = [], []
         for node_fx, units, kids in self.nodes():
             s = self.scan(kids)
             adds: Expr = var_expr(s)
             floors = []
-            for a, p in zip(model.addons, params, strict=False):
+            for a, p in zip(model.addons, params, strict=True):
                 total = add((0.0, {}), *[times(self.addon(a, p, u), float(m.unit_fx[u]) / node_fx) for u in units])
                 if a.combine == "add":
                     adds = add(adds, total)
                 else:
                     floors.append(total)
-            r = int(self.lp.var(1, 0.0, np.inf, factor * node_fx / report_fx(e))[0])
+            r = int(self.lp.var(1, 0.0, np.inf, factor * node_fx / e.report_fx)[0])
             r_cols.append(r)
-            r_usd.append(node_fx / report_fx(e))
+            r_usd.append(node_fx / e.report_fx)
             for piece in (adds, *floors):
                 self.lp.le(add(piece, var_expr(r, -1.0)))
         return Problem(self.lp, self.y, self.inst, self.lot, np.array(r_cols, np.int64), np.array(r_usd))

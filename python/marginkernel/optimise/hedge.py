@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..codes import FUTURE, PERPETUAL, SPOT
 from ..validation import is_missing, number
 from ._hedge_model import Builder, check_model
 
@@ -140,7 +141,7 @@ def delta_hedge(engine: Any, book: pd.DataFrame, uni: Universe) -> np.ndarray:
     unit_of = engine.market.unit_of_row
     net = np.bincount(unit_of[rows], book["quantity"].to_numpy(float) * delta[rows], minlength=len(engine.units))
     qty = np.zeros(len(uni.ids))
-    linear = np.isin(engine.instruments.kind[uni.instrument], [0, 1, 4])
+    linear = np.isin(engine.instruments.kind[uni.instrument], [FUTURE, PERPETUAL, SPOT])
     for u in np.flatnonzero(net):
         cand = [h for h in range(len(uni.ids)) if unit_of[uni.instrument[h]] == u and delta[uni.instrument[h]] != 0]
         if not cand:

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from .. import kernels
-from ..explain._tree import report_fx
 
 SECONDS_PER_DAY = 86400.0
 YEAR_DAYS = 365.0
@@ -80,7 +79,7 @@ def account_pnl(
     pnl = kernels.net(
         risk, m.unit_of_row[rows], len(m.units), h.book.account_start, h.local, np.asarray(h.book.quantity, float)
     )
-    return np.asarray(np.einsum("aus,u->as", pnl, m.unit_fx) / report_fx(engine), dtype=float)
+    return np.asarray(np.einsum("aus,u->as", pnl, m.unit_fx) / engine.report_fx, dtype=float)
 
 
 def equity(engine: Any, positions: Any, collateral: Any, accounts: Any = None) -> pd.Series:

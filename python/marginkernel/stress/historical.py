@@ -3,45 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..historical import load_history
 from ..validation import integer
 from ._reval import YEAR_DAYS, account_pnl, held
 
-DATA_FILE = "crypto-daily-usdt.csv"
-
-
-def _data_path() -> Path:
-    """The packaged closes if present, else the repository's shared data folder."""
-    packaged = resources.files("marginkernel") / "data" / DATA_FILE
-    if packaged.is_file():
-        return Path(str(packaged))
-    here = Path(__file__).resolve()
-    for base in (here.parents[3] / ".." / "shared" / "data", Path.cwd() / ".." / "shared" / "data",
-                 Path("/work/shared/data")):
-        if (base / DATA_FILE).is_file():
-            return base / DATA_FILE
-    raise ValueError(f"historical data: {DATA_FILE} is neither in the package data nor in ../shared/data")
-
 
 def load_closes(path: str | Path | None = None) -> pd.DataFrame:
-    """Daily closes, a column per underlying (``BTC``, ``ETH`` from ``btc_usdt``, ``eth_usdt``), indexed by date."""
-    p = Path(path) if path is not None else _data_path()
-    try:
-        frame = pd.read_csv(p, parse_dates=["date"])
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{p}: cannot read daily closes: {exc}") from None
-    cols = {c: c.split("_")[0].upper() for c in frame.columns if c != "date"}
-    frame = frame.rename(columns=cols).set_index("date").sort_index()
-    values = frame.to_numpy(float)
-    if not np.all(np.isfinite(values) & (values > 0)):
-        raise ValueError(f"{p}: every close must be a positive number")
-    return frame
+    """Daily closes, a column per underlying (``BTC``, ``ETH`` from ``btc_usdt``, ``eth_usdt``), indexed by
+    date: the history shipped with the package (``path=None``) or a history CSV, read and checked by
+    :func:`marginkernel.historical.load_history` (one row per calendar day, positive prices)."""
+    history = load_history() if path is None else load_history(Path(path))
+    index = pd.DatetimeIndex(history.dates.astype("datetime64[ns]"), name="date")
+    return pd.DataFrame(np.array(history.prices), index=index, columns=list(history.underlyings))
 
 
 def moves(closes: pd.DataFrame, days: int) -> pd.DataFrame:
