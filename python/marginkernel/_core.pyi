@@ -80,34 +80,6 @@ def net(
 ) -> _F64: ...
 def worst_loss(pnl: _F64, weight: _F64 | None, gain_factor: _Float = 1.0) -> tuple[_F64, _I32]: ...
 def value_at_risk(pnl: _F64, probability: _F64 | None, confidence: _Float) -> tuple[_F64, _F64]: ...
-def incremental_scan(
-    child_pnl: _F64,
-    child_gain: _F64,
-    child_count: npt.NDArray[np.int64],
-    child_scale: _F64,
-    node_start: npt.NDArray[np.int64],
-    node_cap: _F64,
-    measure: _Int,
-    confidence: _Float,
-    probability: _F64 | None,
-    risk: _F64,
-    weight: _F64,
-    instrument: _I32,
-    unit: _I32,
-    child: npt.NDArray[np.int64],
-    quantity: _F64,
-) -> _F64: ...
-def node_scan(
-    child_pnl: _F64,
-    child_gain: _F64,
-    child_count: npt.NDArray[np.int64],
-    child_scale: _F64,
-    node_start: npt.NDArray[np.int64],
-    node_cap: _F64,
-    measure: _Int,
-    confidence: _Float,
-    probability: _F64 | None,
-) -> _F64: ...
 
 # Explain: the scan of every node of a netting tree, and of each node with one position removed.
 def node_scan(
@@ -117,7 +89,7 @@ def node_scan(
     child_scale: _F64,
     node_start: _I64,
     node_cap: _F64,
-    measure: int,
+    measure: _Int,
     confidence: _Float,
     probability: _F64 | None,
 ) -> _F64: ...
@@ -128,7 +100,7 @@ def incremental_scan(
     child_scale: _F64,
     node_start: _I64,
     node_cap: _F64,
-    measure: int,
+    measure: _Int,
     confidence: _Float,
     probability: _F64 | None,
     risk: _F64,
