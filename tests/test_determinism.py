@@ -110,3 +110,18 @@ def test_across_targets(seed: int, each_target: None) -> None:
         kernels.select_simd_target("baseline")
         want = kernels.worst_loss(flat, args["price_multiplier"], 0.25)
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), target
+
+
+@pytest.mark.parametrize("n_scenarios", [15, 16, 64, 65])
+def test_net_sums_position_by_position_when_a_unit_comes_back(each_target: None, n_scenarios: int) -> None:
+    # Positions sorted by instrument can visit a risk unit in several runs (u0, u1, u0 u0). The sum
+    # must be taken in position order, ((1 + 1e16) - 1e16) = 0, as the reference does -- not
+    # 1 + (1e16 - 1e16) = 1, which a run-wise partial sum gives (it once did, for blocks of scenarios).
+    risk = np.repeat(np.array([[1.0], [5.0], [1e16], [-1e16]]), n_scenarios, axis=1)
+    unit = np.array([0, 1, 0, 0], dtype=np.int32)
+    args = (risk, unit, 2, np.array([0, 4]), np.arange(4, dtype=np.int32), np.ones(4))
+    for target in TARGETS:
+        kernels.select_simd_target(target)
+        pnl = kernels.net(*args)
+        np.testing.assert_array_equal(pnl[0, 0], np.zeros(n_scenarios), err_msg=target)
+        np.testing.assert_array_equal(pnl[0, 1], np.full(n_scenarios, 5.0), err_msg=target)

@@ -49,8 +49,16 @@ std::size_t net_accounts(const RiskArraysView& r, const PositionsView& p, std::s
             const auto k_end = p.account_start[a + 1];
             std::size_t unit = k < k_end ? static_cast<std::size_t>(r.risk_unit[p.instrument[k]]) : 0;
             while (k < k_end) {
+                // The run's sum starts from what earlier runs of this unit left in the output, so
+                // that the sum is taken position by position in order, as the reference takes it.
+                double* dst = pnl + a * row + unit * ns + s0;
                 Packet acc[kNetPackets];
-                for (auto& v : acc) v = ei::pset1<Packet>(0.0);
+                if (mark[unit] != tag) {
+                    mark[unit] = tag;
+                    for (auto& v : acc) v = ei::pset1<Packet>(0.0);
+                } else {
+                    for (std::size_t j = 0; j < kNetPackets; ++j) acc[j] = ei::ploadu<Packet>(dst + j * kLanes);
+                }
                 std::size_t next_unit = unit;
                 for (; k < k_end; ++k) {
                     // The slice of a position a few ahead (possibly in the next accounts).
@@ -68,13 +76,6 @@ std::size_t net_accounts(const RiskArraysView& r, const PositionsView& p, std::s
                             break;
                         }
                     }
-                }
-                double* dst = pnl + a * row + unit * ns + s0;
-                if (mark[unit] != tag) {
-                    mark[unit] = tag;
-                } else {
-                    for (std::size_t j = 0; j < kNetPackets; ++j)
-                        acc[j] = ei::padd(ei::ploadu<Packet>(dst + j * kLanes), acc[j]);
                 }
                 Packet finite = finite_lanes(acc[0]);
                 for (std::size_t j = 0; j < kNetPackets; ++j) {
