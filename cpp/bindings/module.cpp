@@ -32,4 +32,5 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     bindings::bind_net(m);
     bindings::bind_reduce(m);
     bindings::bind_account(m);  // after the InvalidInput translator: its UnknownId one goes first
+    bindings::bind_book(m);
 }
