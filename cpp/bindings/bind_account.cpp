@@ -62,8 +62,7 @@ struct RecordFields<UnitMargin> {
 
 namespace {
 
-const AccountBook& book_of(const AccountBook* b) { return constructed(b, "AccountBook"); }
-AccountBook& book_of(AccountBook* b) { return constructed(b, "AccountBook"); }
+AccountBook& book_of(py::handle self) { return constructed<AccountBook>(self, "AccountBook"); }
 
 std::unique_ptr<AccountBook> make_book(const f64& risk, const i32& risk_unit, std::size_t n_units,
                                        const std::optional<f64>& weight, const std::optional<f64>& fx,
@@ -111,7 +110,7 @@ PyObject* what_if_fast(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
         !to_id(a[1], instrument) || !to_double(a[2], quantity))
         return nullptr;
     return guarded([&] {
-        const auto& book = book_of(py::handle(self).cast<const AccountBook*>());
+        const auto& book = book_of(self);
         const std::int32_t i = instrument_id(book, instrument);
         if constexpr (ReleaseGil) {
             WhatIf w;
@@ -135,7 +134,7 @@ PyObject* check_fast(PyObject* self, PyObject* const* args, Py_ssize_t nargs, Py
         !to_id(a[1], instrument) || !to_double(a[2], quantity) || !to_double(a[3], equity))
         return nullptr;
     return guarded([&] {
-        const auto& book = book_of(py::handle(self).cast<const AccountBook*>());
+        const auto& book = book_of(self);
         return RecordType<Check>::make(book.check(account, instrument_id(book, instrument), quantity, equity));
     });
 }
@@ -208,17 +207,17 @@ void bind_account(py::module_& m) {
              py::arg("weight").none(true), py::arg("fx").none(true), py::arg("gain_factor"),
              py::arg("mm_factor"), py::arg("allow_risk_reducing"), py::arg("n_accounts"),
              py::arg("expiry").none(true))
-        .def_property_readonly("n_accounts", [](const AccountBook* b) { return book_of(b).n_accounts(); })
-        .def_property_readonly("n_instruments", [](const AccountBook* b) { return book_of(b).n_instruments(); })
-        .def_property_readonly("n_units", [](const AccountBook* b) { return book_of(b).n_units(); })
-        .def_property_readonly("n_scenarios", [](const AccountBook* b) { return book_of(b).n_scenarios(); })
-        .def_property_readonly("gain_factor", [](const AccountBook* b) { return book_of(b).rule().gain_factor; })
-        .def_property_readonly("mm_factor", [](const AccountBook* b) { return book_of(b).rule().mm_factor; })
+        .def_property_readonly("n_accounts", [](py::handle b) { return book_of(b).n_accounts(); })
+        .def_property_readonly("n_instruments", [](py::handle b) { return book_of(b).n_instruments(); })
+        .def_property_readonly("n_units", [](py::handle b) { return book_of(b).n_units(); })
+        .def_property_readonly("n_scenarios", [](py::handle b) { return book_of(b).n_scenarios(); })
+        .def_property_readonly("gain_factor", [](py::handle b) { return book_of(b).rule().gain_factor; })
+        .def_property_readonly("mm_factor", [](py::handle b) { return book_of(b).rule().mm_factor; })
         .def_property_readonly("allow_risk_reducing",
-                               [](const AccountBook* b) { return book_of(b).rule().allow_risk_reducing; })
+                               [](py::handle b) { return book_of(b).rule().allow_risk_reducing; })
         .def(
             "add_fill",
-            [](AccountBook* p, AnyId account, AnyId instrument, double quantity) {
+            [](py::handle p, AnyId account, AnyId instrument, double quantity) {
                 AccountBook& b = book_of(p);
                 b.add_fill(account.value, instrument_id(b, instrument.value), quantity);
             },
@@ -226,7 +225,7 @@ void bind_account(py::module_& m) {
             "Applies a trade: position += quantity, P += quantity * R[instrument], IM refreshed.")
         .def(
             "add_fills",
-            [](AccountBook* p, const i64& accounts, const i32& instruments, const f64& quantities) {
+            [](py::handle p, const i64& accounts, const i32& instruments, const f64& quantities) {
                 AccountBook& b = book_of(p);
                 expect_shape("accounts", accounts, {-1});
                 expect_shape("instruments", instruments, {accounts.shape(0)});
@@ -239,25 +238,25 @@ void bind_account(py::module_& m) {
             "Applies many fills in order; all are checked first and none is applied if one is bad.")
         .def(
             "margin",
-            [](const AccountBook* b, AnyId account) { return RecordType<Margin>::make(book_of(b).margin(account.value)); },
+            [](py::handle b, AnyId account) { return RecordType<Margin>::make(book_of(b).margin(account.value)); },
             py::arg("account"), "Margin(im, mm) of the account now.")
         .def(
             "unit_margin",
-            [](const AccountBook* p, AnyId account, AnyId unit) {
+            [](py::handle p, AnyId account, AnyId unit) {
                 const AccountBook& b = book_of(p);
                 return RecordType<UnitMargin>::make(b.unit_margin(account.value, id32(unit.value, "unit", b.n_units())));
             },
             py::arg("account"), py::arg("unit"), "UnitMargin(loss, im, worst_scenario) of one risk unit.")
         .def(
             "position",
-            [](const AccountBook* p, AnyId account, AnyId instrument) {
+            [](py::handle p, AnyId account, AnyId instrument) {
                 const AccountBook& b = book_of(p);
                 return b.position(account.value, instrument_id(b, instrument.value));
             },
             py::arg("account"), py::arg("instrument"))
         .def(
             "positions",
-            [](const AccountBook* b, AnyId account) {
+            [](py::handle b, AnyId account) {
                 py::dict out;
                 for (const Position& p : book_of(b).positions(account.value)) out[py::int_(p.instrument)] = p.quantity;
                 return out;
@@ -265,7 +264,7 @@ void bind_account(py::module_& m) {
             py::arg("account"), "{instrument: quantity} of the account's open positions.")
         .def(
             "pnl",
-            [](const AccountBook* p, AnyId account) {
+            [](py::handle p, AnyId account) {
                 const AccountBook& b = book_of(p);
                 f64 out({static_cast<py::ssize_t>(b.n_units()), static_cast<py::ssize_t>(b.n_scenarios())});
                 b.pnl(account.value, out.mutable_data());
@@ -274,7 +273,7 @@ void bind_account(py::module_& m) {
             py::arg("account"), "Scenario P&L from the account's positions, shape (n_units, n_scenarios).")
         .def(
             "weighted_pnl",
-            [](const AccountBook* p, AnyId account) {
+            [](py::handle p, AnyId account) {
                 const AccountBook& b = book_of(p);
                 f64 out({static_cast<py::ssize_t>(b.n_units()), static_cast<py::ssize_t>(b.n_scenarios())});
                 b.weighted_pnl(account.value, out.mutable_data());
@@ -283,7 +282,7 @@ void bind_account(py::module_& m) {
             py::arg("account"), "Copy of the incrementally maintained cache w * P, shape (n_units, n_scenarios).")
         .def(
             "risk_row",
-            [](const AccountBook* p, AnyId instrument) {
+            [](py::handle p, AnyId instrument) {
                 const AccountBook& b = book_of(p);
                 f64 out({static_cast<py::ssize_t>(b.n_scenarios())});
                 b.risk_row(instrument_id(b, instrument.value), out.mutable_data());
@@ -292,7 +291,7 @@ void bind_account(py::module_& m) {
             py::arg("instrument"), "Copy of the book's current risk row of an instrument.")
         .def(
             "instruments_of",
-            [](const AccountBook* p, AnyId unit) {
+            [](py::handle p, AnyId unit) {
                 const AccountBook& b = book_of(p);
                 const auto ids = b.instruments_of(id32(unit.value, "unit", b.n_units()));
                 i32 out({static_cast<py::ssize_t>(ids.size())});
@@ -302,7 +301,7 @@ void bind_account(py::module_& m) {
             py::arg("unit"), "Instrument ids of a risk unit, in the row order update_unit expects.")
         .def(
             "update_unit",
-            [](AccountBook* p, AnyId unit_id, const f64& rows, std::optional<double> fx, int threads) {
+            [](py::handle p, AnyId unit_id, const f64& rows, std::optional<double> fx, int threads) {
                 AccountBook& b = book_of(p);
                 const std::int32_t unit = id32(unit_id.value, "unit", b.n_units());
                 expect_shape("rows", rows, {-1, static_cast<py::ssize_t>(b.n_scenarios())});
@@ -314,7 +313,7 @@ void bind_account(py::module_& m) {
             "Market update of one risk unit: new risk rows of instruments_of(unit); P += Q * dR.")
         .def(
             "set_fx",
-            [](AccountBook* p, AnyId unit_id, double fx) {
+            [](py::handle p, AnyId unit_id, double fx) {
                 AccountBook& b = book_of(p);
                 const std::int32_t unit = id32(unit_id.value, "unit", b.n_units());
                 py::gil_scoped_release release;  // scalars only; the book locks itself
@@ -323,21 +322,21 @@ void bind_account(py::module_& m) {
             py::arg("unit"), py::arg("fx"))
         .def(
             "set_expiry",
-            [](AccountBook* p, AnyId instrument, double years) {
+            [](py::handle p, AnyId instrument, double years) {
                 AccountBook& b = book_of(p);
                 b.set_expiry(instrument_id(b, instrument.value), years);
             },
             py::arg("instrument"), py::arg("years"))
         .def(
             "expiry",
-            [](const AccountBook* p, AnyId instrument) {
+            [](py::handle p, AnyId instrument) {
                 const AccountBook& b = book_of(p);
                 return b.expiry(instrument_id(b, instrument.value));
             },
             py::arg("instrument"))
         .def(
             "settle",
-            [](AccountBook* p, AnyId instrument_arg) {
+            [](py::handle p, AnyId instrument_arg) {
                 AccountBook& b = book_of(p);
                 const std::int32_t instrument = instrument_id(b, instrument_arg.value);
                 py::gil_scoped_release release;  // scalars only; the book locks itself
@@ -346,14 +345,14 @@ void bind_account(py::module_& m) {
             py::arg("instrument"))
         .def(
             "rebuild",
-            [](AccountBook* p, int threads) {
+            [](py::handle p, int threads) {
                 AccountBook& b = book_of(p);
                 py::gil_scoped_release release;  // no Python objects; the book locks itself
                 b.rebuild(threads);
             },
             py::arg("threads") = 1)
         .def(
-            "add_accounts", [](AccountBook* b, std::size_t count) { return book_of(b).add_accounts(count); },
+            "add_accounts", [](py::handle b, std::size_t count) { return book_of(b).add_accounts(count); },
             py::arg("count") = 1);
     for (PyMethodDef* def = fast_methods; def->ml_name; ++def) {
         PyObject* method = PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(cls.ptr()), def);

@@ -41,8 +41,7 @@ struct RecordFields<ModelCheck> {
 
 namespace {
 
-const ModelBook& model_book(const ModelBook* b) { return constructed(b, "ModelBook"); }
-ModelBook& model_book(ModelBook* b) { return constructed(b, "ModelBook"); }
+ModelBook& model_book(py::handle self) { return constructed<ModelBook>(self, "ModelBook"); }
 
 std::vector<double> per_unit(const py::dict& d, const char* key, std::size_t n_units) {
     if (!d.contains(key)) return {};
@@ -155,7 +154,7 @@ PyObject* what_if_fast(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
         !to_id(a[1], instrument) || !to_double(a[2], quantity))
         return nullptr;
     return guarded([&] {
-        const auto& book = model_book(py::handle(self).cast<const ModelBook*>());
+        const auto& book = model_book(self);
         const auto i = id32(instrument, "instrument", book.n_instruments());
         return RecordType<ModelWhatIf>::make(book.what_if(account, i, quantity));
     });
@@ -174,7 +173,7 @@ PyObject* check_fast(PyObject* self, PyObject* const* args, Py_ssize_t nargs, Py
         (has_equity && a[3] != Py_None && !to_double(a[3], equity)))
         return nullptr;
     return guarded([&] {
-        const auto& book = model_book(py::handle(self).cast<const ModelBook*>());
+        const auto& book = model_book(self);
         const auto i = id32(instrument, "instrument", book.n_instruments());
         if (has_equity && a[3] != Py_None && std::isnan(equity))
             throw InvalidInput("equity", -1, "must be finite, got nan");
@@ -218,20 +217,20 @@ void bind_book(py::module_& m) {
     py::class_<ModelBook> cls(m, "ModelBook", "The full margin model held per account; see marginkernel.account.");
     cls.def(py::init(&make_model_book), py::arg("risk"), py::arg("weight"), py::arg("instruments"),
             py::arg("market"), py::arg("model"), py::arg("n_accounts"))
-        .def_property_readonly("n_accounts", [](const ModelBook* b) { return model_book(b).n_accounts(); })
-        .def_property_readonly("n_instruments", [](const ModelBook* b) { return model_book(b).n_instruments(); })
-        .def_property_readonly("n_units", [](const ModelBook* b) { return model_book(b).n_units(); })
-        .def_property_readonly("n_scenarios", [](const ModelBook* b) { return model_book(b).n_scenarios(); })
+        .def_property_readonly("n_accounts", [](py::handle b) { return model_book(b).n_accounts(); })
+        .def_property_readonly("n_instruments", [](py::handle b) { return model_book(b).n_instruments(); })
+        .def_property_readonly("n_units", [](py::handle b) { return model_book(b).n_units(); })
+        .def_property_readonly("n_scenarios", [](py::handle b) { return model_book(b).n_scenarios(); })
         .def(
             "add_fill",
-            [](ModelBook* p, AnyId account, AnyId instrument, double quantity) {
+            [](py::handle p, AnyId account, AnyId instrument, double quantity) {
                 ModelBook& b = model_book(p);
                 b.add_fill(account.value, id32(instrument.value, "instrument", b.n_instruments()), quantity);
             },
             py::arg("account"), py::arg("instrument"), py::arg("quantity"))
         .def(
             "add_fills",
-            [](ModelBook* p, const i64& accounts, const i32& instruments, const f64& quantities) {
+            [](py::handle p, const i64& accounts, const i32& instruments, const f64& quantities) {
                 ModelBook& b = model_book(p);
                 expect_shape("accounts", accounts, {-1});
                 expect_shape("instruments", instruments, {accounts.shape(0)});
@@ -243,14 +242,14 @@ void bind_book(py::module_& m) {
             py::arg("accounts"), py::arg("instruments"), py::arg("quantities"))
         .def(
             "margin",
-            [](const ModelBook* p, AnyId account) {
+            [](py::handle p, AnyId account) {
                 const ModelBook& b = model_book(p);
                 return margin_dict(b, b.margin(account.value));
             },
             py::arg("account"))
         .def(
             "nodes",
-            [](const ModelBook* p, AnyId account) {
+            [](py::handle p, AnyId account) {
                 const ModelBook& b = model_book(p);
                 py::list out;
                 for (const NodeMargin& n : b.nodes(account.value)) {
@@ -272,7 +271,7 @@ void bind_book(py::module_& m) {
             py::arg("account"))
         .def(
             "pair",
-            [](const ModelBook* p, AnyId account, AnyId unit) {
+            [](py::handle p, AnyId account, AnyId unit) {
                 const ModelBook& b = model_book(p);
                 const PairMargin pm = b.pair(account.value, id32(unit.value, "unit", b.n_units()));
                 py::dict d;
@@ -286,7 +285,7 @@ void bind_book(py::module_& m) {
             py::arg("account"), py::arg("unit"))
         .def(
             "positions",
-            [](const ModelBook* b, AnyId account) {
+            [](py::handle b, AnyId account) {
                 py::dict out;
                 for (const Position& q : model_book(b).positions(account.value)) out[py::int_(q.instrument)] = q.quantity;
                 return out;
@@ -294,7 +293,7 @@ void bind_book(py::module_& m) {
             py::arg("account"))
         .def(
             "pnl",
-            [](const ModelBook* p, AnyId account) {
+            [](py::handle p, AnyId account) {
                 const ModelBook& b = model_book(p);
                 f64 out({static_cast<py::ssize_t>(b.n_units()), static_cast<py::ssize_t>(b.n_scenarios())});
                 b.pnl(account.value, out.mutable_data());
@@ -303,13 +302,13 @@ void bind_book(py::module_& m) {
             py::arg("account"))
         .def(
             "set_collateral",
-            [](ModelBook* b, AnyId account, AnyId currency, double amount) {
+            [](py::handle b, AnyId account, AnyId currency, double amount) {
                 model_book(b).set_collateral(account.value, id32(currency.value, "collateral currency", 0), amount);
             },
             py::arg("account"), py::arg("currency"), py::arg("amount"))
         .def(
             "instruments_of",
-            [](const ModelBook* p, AnyId unit) {
+            [](py::handle p, AnyId unit) {
                 const ModelBook& b = model_book(p);
                 const auto ids = b.instruments_of(id32(unit.value, "unit", b.n_units()));
                 i32 out({static_cast<py::ssize_t>(ids.size())});
@@ -319,7 +318,7 @@ void bind_book(py::module_& m) {
             py::arg("unit"))
         .def(
             "update_unit",
-            [](ModelBook* p, AnyId unit_id, const f64& rows, const std::optional<f64>& forward,
+            [](py::handle p, AnyId unit_id, const f64& rows, const std::optional<f64>& forward,
                const std::optional<f64>& discount, const std::optional<f64>& vol, const std::optional<f64>& expiry,
                double spot, double fx, int threads) {
                 ModelBook& b = model_book(p);
@@ -345,14 +344,14 @@ void bind_book(py::module_& m) {
             py::arg("fx") = std::numeric_limits<double>::quiet_NaN(), py::arg("threads") = 1)
         .def(
             "rebuild",
-            [](ModelBook* p, int threads) {
+            [](py::handle p, int threads) {
                 ModelBook& b = model_book(p);
                 py::gil_scoped_release release;  // no Python objects; the book locks itself
                 b.rebuild(threads);
             },
             py::arg("threads") = 1)
         .def(
-            "add_accounts", [](ModelBook* b, std::size_t count) { return model_book(b).add_accounts(count); },
+            "add_accounts", [](py::handle b, std::size_t count) { return model_book(b).add_accounts(count); },
             py::arg("count") = 1);
     for (PyMethodDef* def = fast_methods; def->ml_name; ++def) {
         PyObject* method = PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(cls.ptr()), def);

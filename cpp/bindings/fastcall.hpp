@@ -92,12 +92,16 @@ inline std::int32_t id32(long long v, const char* field, std::size_t count) {
     return static_cast<std::int32_t>(v);
 }
 
-// An instance of a bound class whose __init__ never ran (e.g. made by cls.__new__(cls)) has no C++
-// object: methods must refuse it rather than dereference null.
+// The C++ object of `self`, an instance of a bound class T or a Python subclass of it. An instance
+// whose __init__ never ran (made by cls.__new__(cls)) has no C++ object (its holder was never
+// constructed and the value pointer is garbage): refused with a TypeError instead of dereferenced.
 template <class T>
-T& constructed(T* p, const char* cls) {
-    if (!p) throw py::type_error(std::string(cls) + " is not initialised (its __init__ did not run)");
-    return *p;
+T& constructed(py::handle self, const char* cls) {
+    auto* inst = reinterpret_cast<py::detail::instance*>(self.ptr());
+    const auto v_h = inst->get_value_and_holder(py::detail::get_type_info(typeid(T)));
+    if (!v_h || !v_h.holder_constructed() || !v_h.value_ptr())
+        throw py::type_error(std::string(cls) + " is not initialised (its __init__ did not run)");
+    return *v_h.template value_ptr<T>();
 }
 
 }  // namespace marginkernel::bindings

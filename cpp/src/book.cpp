@@ -247,6 +247,7 @@ struct ModelBook::Impl {
         const auto c = unit_currency[static_cast<std::size_t>(u)];
         n.m.unit = u;
         n.m.instrument = i;
+        if (model.netting == Netting::currency) n.m.currency = c;
         const double* r = wrisk_of(static_cast<std::size_t>(i));
         double* v = scratch(stride);
         std::fill(v, v + ns, 0.0);
@@ -422,9 +423,9 @@ struct ModelBook::Impl {
             if (usd > best_usd) {
                 best_usd = usd;
                 t.worst_scenario = n.m.worst_scenario;
-                t.worst_node = n.m.instrument >= 0 || model.netting == Netting::risk_unit ? n.m.unit
-                               : model.netting == Netting::currency                       ? n.m.currency
-                                                                                          : 0;
+                t.worst_node = model.netting == Netting::risk_unit  ? n.m.unit
+                               : model.netting == Netting::currency ? n.m.currency
+                                                                    : 0;
             }
         };
         bool done = !has_sub;
@@ -1076,6 +1077,12 @@ void ModelBook::update_unit(std::int32_t u, const double* rows, std::size_t n_ro
             for (std::size_t t = begin; t < end; ++t) m.recompute(*staged[t]);
         });
         for (std::size_t t = 0; t < who.size(); ++t) {
+            for (const Slot& s : staged[t]->slots)
+                for (const Position& p : s.positions)
+                    if (std::abs(p.quantity) * m.risk_max[static_cast<std::size_t>(p.instrument)] > kMaxPnl)
+                        throw InvalidInput("rows", -1, "account " + std::to_string(who[t]) + " holds " + show(p.quantity) +
+                                                           " of instrument " + std::to_string(p.instrument) +
+                                                           ": |quantity| * max|R| would exceed 1e300; market update refused");
             const AccountMargin& total = staged[t]->total;
             if (!std::isfinite(total.im) || !std::isfinite(total.scan_risk))
                 throw InvalidInput("rows", -1, "account " + std::to_string(who[t]) +

@@ -93,8 +93,9 @@ void AddOnAccumulator::add(std::int32_t instrument, double q) noexcept {
     switch (p.type) {
         case AddOnType::roll_shock:
             if (p.kinds & (1u << kind)) {
-                const double move = std::max(p.min_annualised_move[u],
-                                             p.annualised_move_risk[u] * std::max(m_.expiry[i], 0.0));
+                // perpetuals and spot have no expiry: T = 0 (whatever placeholder the row holds)
+                const double t = (kind == kPerpetual || kind == kSpot) ? 0.0 : std::max(m_.expiry[i], 0.0);
+                const double move = std::max(p.min_annualised_move[u], p.annualised_move_risk[u] * t);
                 a_ += std::abs(q) * m_.notional[i] * move;
             }
             break;
