@@ -306,3 +306,19 @@ def test_out_of_range_ids_raise_unknown_id_everywhere(book):
                      lambda: simple.check(0, huge, 1.0, 1.0), lambda: simple.instruments_of(huge)):
             with pytest.raises(UnknownIdError):
                 call()
+
+
+def test_consumer_case_files_are_current():
+    """cpp/tests/consumer/data holds what marginkernel.book_export writes now (the C++ consumer
+    compares its margins with these Python figures; regenerate with
+    ``python -m marginkernel.book_export cpp/tests/consumer/data``)."""
+    from pathlib import Path
+
+    from marginkernel.book_export import consumer_case
+
+    folder = Path(__file__).resolve().parents[1] / "cpp" / "tests" / "consumer" / "data"
+    market_text, case_text = consumer_case()
+    assert (folder / "deribit_market.toml").read_text() == market_text
+    assert (folder / "deribit_case.toml").read_text() == case_text
+    parsed = tomllib.loads(market_text)
+    assert parsed["instruments"]["id"] == IDS and len(parsed["units"]["name"]) == 3
