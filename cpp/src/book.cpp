@@ -14,6 +14,7 @@
 #include <cmath>
 #include <limits>
 #include <mutex>
+#include <new>
 #include <shared_mutex>
 
 #include "book_addons.hpp"
@@ -197,11 +198,14 @@ struct ModelBook::Impl {
 
     void pair_charges(const Position* begin, const Position* end, const Hypo* h, std::int32_t unit,
                       double* out) const {
-        for (std::size_t k = 0; k < n_addons; ++k) {
-            AddOnAccumulator acc(model.addons[k], mk, unit);
-            for_each_position(begin, end, h, [&](std::int32_t i, double q) { acc.add(i, q); });
-            out[k] = acc.finish();
-        }
+        // one pass over the positions for every add-on (accumulators live on the stack)
+        alignas(AddOnAccumulator) unsigned char storage[kMaxAddOns * sizeof(AddOnAccumulator)];
+        auto* acc = reinterpret_cast<AddOnAccumulator*>(storage);
+        for (std::size_t k = 0; k < n_addons; ++k) new (acc + k) AddOnAccumulator(model.addons[k], mk, unit);
+        for_each_position(begin, end, h, [&](std::int32_t i, double q) {
+            for (std::size_t k = 0; k < n_addons; ++k) acc[k].add(i, q);
+        });
+        for (std::size_t k = 0; k < n_addons; ++k) out[k] = acc[k].finish();
     }
 
     // Combines scan and charges into requirement and contributions (engine.margin, per node).
@@ -292,11 +296,11 @@ struct ModelBook::Impl {
         };
         constexpr int kStack = 32;
         Child stack[kStack];
-        thread_local std::vector<Child> heap;
+        std::vector<Child> heap;  // only for nodes of more than 31 units (allocates)
         const int cap = (e - b) + 1;
         Child* ch = stack;
         if (cap > kStack) {
-            if (heap.size() < static_cast<std::size_t>(cap)) heap.resize(static_cast<std::size_t>(cap));
+            heap.resize(static_cast<std::size_t>(cap));
             ch = heap.data();
         }
         int nch = 0;
