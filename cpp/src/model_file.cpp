@@ -164,8 +164,6 @@ ModelFile load_model_file(const std::string& path) {
             if (k == "builder") m.builder = text(v, "scenarios.builder");
             else m.scenario_params[k] = param(v, "scenarios." + k);
         }
-        if (m.builder != "deribit_grid" && m.builder != "range_points")
-            fail("scenarios.builder", "'" + m.builder + "' is not built in C++ (deribit_grid, range_points)");
         if (const auto* coll = root["collateral"].as_table())
             for (auto&& [key, v] : *coll) {
                 if (key.str() != "haircut") fail("collateral." + std::string(key.str()), "unknown key; known: haircut");
@@ -197,6 +195,8 @@ ModelFile load_model_file(const std::string& path) {
                     fail(w, "add-on type '" + a.type + "' is not held incrementally by the book");
                 m.addons.push_back(std::move(a));
             }
+        if (m.builder != "deribit_grid" && m.builder != "range_points")
+            fail("scenarios.builder", "'" + m.builder + "' is not built in C++ (deribit_grid, range_points)");
     } catch (const InvalidInput& e) {
         throw InvalidInput("model file '" + path + "'", -1, e.what());
     }
