@@ -312,6 +312,51 @@ void bind_account(py::module_& m) {
             py::arg("unit"), py::arg("rows"), py::arg("fx").none(true) = py::none(), py::arg("threads") = 1,
             "Market update of one risk unit: new risk rows of instruments_of(unit); P += Q * dR.")
         .def(
+            "_update_unit_from_market",
+            [](py::handle p, AnyId unit_id, const i8& kind, const i8& settlement, const i32& risk_unit,
+               const f64& strike, const f64& expiry, const f64& multiplier, const f64& forward, const f64& discount,
+               const f64& vol, const f64& spot, const f64& price_multiplier, const std::optional<f64>& vol_shift,
+               const std::optional<f64>& time_shift, int vol_shock, double tau_floor_days, double short_power,
+               double long_power, double vol_up_floor, std::optional<double> fx, int threads) {
+                AccountBook& b = book_of(p);
+                const std::int32_t unit = id32(unit_id.value, "unit", b.n_units());
+                const auto n = static_cast<py::ssize_t>(b.n_instruments());
+                for (const auto& [field, a] :
+                     {std::pair<const char*, const py::array*>{"kind", &kind}, {"settlement", &settlement},
+                      {"risk_unit", &risk_unit}, {"strike", &strike}, {"expiry", &expiry},
+                      {"multiplier", &multiplier}, {"forward", &forward}, {"discount", &discount}, {"vol", &vol}})
+                    expect_shape(field, *a, {n});
+                const auto nu = static_cast<py::ssize_t>(b.n_units()), n_sc = static_cast<py::ssize_t>(b.n_scenarios());
+                expect_shape("spot", spot, {nu});
+                expect_shape("price_multiplier", price_multiplier, {nu, n_sc});
+                if (vol_shift) expect_shape("vol_shift", *vol_shift, {nu, n_sc});
+                if (time_shift) expect_shape("time_shift", *time_shift, {n_sc});
+                if (vol_shock < 0 || vol_shock > 3) throw InvalidInput("vol_shock", -1, "unknown vol shock code");
+                const InstrumentsView in{static_cast<std::size_t>(n), kind.data(),    settlement.data(), risk_unit.data(),
+                                         strike.data(),                expiry.data(),  multiplier.data(), forward.data(),
+                                         discount.data(),              vol.data()};
+                ScenariosView sc;
+                sc.n_units = static_cast<std::size_t>(nu);
+                sc.n_scenarios = static_cast<std::size_t>(n_sc);
+                sc.spot = spot.data();
+                sc.price_multiplier = price_multiplier.data();
+                sc.vol_shift = vol_shift ? vol_shift->data() : nullptr;
+                sc.time_shift = time_shift ? time_shift->data() : nullptr;
+                sc.vol_shock = static_cast<VolShockKind>(vol_shock);
+                sc.tau_floor_days = tau_floor_days;
+                sc.short_power = short_power;
+                sc.long_power = long_power;
+                sc.vol_up_floor = vol_up_floor;
+                py::gil_scoped_release release;  // reads argument arrays alive in this frame; the book locks itself
+                b.update_unit(unit, in, sc, fx, threads);
+            },
+            py::arg("unit"), py::arg("kind"), py::arg("settlement"), py::arg("risk_unit"), py::arg("strike"),
+            py::arg("expiry"), py::arg("multiplier"), py::arg("forward"), py::arg("discount"), py::arg("vol"),
+            py::arg("spot"), py::arg("price_multiplier"), py::arg("vol_shift").none(true),
+            py::arg("time_shift").none(true), py::arg("vol_shock"), py::arg("tau_floor_days"), py::arg("short_power"),
+            py::arg("long_power"), py::arg("vol_up_floor"), py::arg("fx").none(true), py::arg("threads"),
+            "update_unit after re-revaluing only the unit's instruments (AccountBook::update_unit, C++).")
+        .def(
             "set_fx",
             [](py::handle p, AnyId unit_id, double fx) {
                 AccountBook& b = book_of(p);

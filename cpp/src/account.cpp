@@ -502,7 +502,7 @@ void AccountBook::update_unit(std::int32_t u, const InstrumentsView& in, const S
     require_pointer("risk_unit", in.risk_unit);
     for (std::size_t i = 0; i < m.ni; ++i)
         if (in.risk_unit[i] != m.risk_unit[i])
-            throw InvalidInput("risk_unit", static_cast<long long>(i), "differs from the book's");
+            throw InvalidInput("risk_unit", static_cast<long long>(i), "differs from the book's risk units");
     if (sc.n_units != m.nu || sc.n_scenarios != m.ns)
         throw InvalidInput("scenarios", -1,
                            "have " + std::to_string(sc.n_units) + " units x " + std::to_string(sc.n_scenarios) +

@@ -66,9 +66,6 @@ UnitMargin = _core.UnitMargin
 UnknownIdError = _core.UnknownIdError
 InputError = _core.InputError
 
-_PER_INSTRUMENT = ("kind", "settlement", "risk_unit", "strike", "expiry", "multiplier", "forward", "discount", "vol")
-
-
 def _f64(name, value, ndim):
     return as_array(name, value, np.float64, ndim)
 
@@ -182,18 +179,28 @@ class AccountBook(_core.AccountBook):
         rest of its arguments (``spot``, ``price_multiplier``, ``vol_shift``, ``time_shift``,
         ``vol_shock``, ...) for the new market.
         """
-        ids = self.instruments_of(int(unit))
-        unit_of = np.asarray(instruments["risk_unit"])
-        if unit_of.shape != (self.n_instruments,):
-            raise ValueError(f"instruments['risk_unit']: expected shape ({self.n_instruments},), got {unit_of.shape}")
-        if not np.array_equal(np.flatnonzero(unit_of == int(unit)), ids):
-            raise ValueError("instruments['risk_unit']: differs from the book's risk units")
-        if len(ids) == 0:
-            rows = np.empty((0, self.n_scenarios))
-        else:
-            sliced = {k: np.asarray(instruments[k])[ids] for k in _PER_INSTRUMENT if k in instruments}
-            rows, _ = kernels.revalue(**sliced, **dict(scenarios), threads=threads)
-        self.update_unit(unit, rows, fx, threads=threads)
+        names = ("kind", "settlement", "risk_unit", "strike", "expiry", "multiplier", "forward", "discount", "vol")
+        missing = [k for k in names if k not in instruments]
+        if missing:
+            raise ValueError(f"instruments: missing {missing}")
+        dtypes = {"kind": np.int8, "settlement": np.int8, "risk_unit": np.int32}
+        cols = [as_array(k, instruments[k], dtypes.get(k, np.float64), 1) for k in names]
+        sc = dict(scenarios)
+        unknown = set(sc) - {"spot", "price_multiplier", "vol_shift", "time_shift", "vol_shock", "tau_floor_days",
+                             "short_power", "long_power", "vol_up_floor"}
+        if unknown:
+            raise ValueError(f"scenarios: unknown argument(s) {sorted(unknown)}")
+        shock = sc.get("vol_shock", "none")
+        if shock not in kernels.VOL_SHOCKS:
+            raise ValueError(f"vol_shock: must be one of {sorted(kernels.VOL_SHOCKS)}, got {shock!r}")
+        vol_shift, time_shift = sc.get("vol_shift"), sc.get("time_shift")
+        # The C++ AccountBook::update_unit revalues the unit's rows itself (no Python copy of it).
+        self._update_unit_from_market(
+            int(unit), *cols, _f64("spot", sc["spot"], 1), _f64("price_multiplier", sc["price_multiplier"], 2),
+            None if vol_shift is None else _f64("vol_shift", vol_shift, 2),
+            None if time_shift is None else _f64("time_shift", time_shift, 1), kernels.VOL_SHOCKS[shock],
+            float(sc.get("tau_floor_days", 1.0)), float(sc.get("short_power", 0.0)), float(sc.get("long_power", 0.0)),
+            float(sc.get("vol_up_floor", 0.0)), None if fx is None else float(fx), int(threads))
 
 
 # ------------------------------------------------------------------------------------------------
