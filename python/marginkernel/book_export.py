@@ -23,6 +23,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ def _num(x: float) -> str:
     return repr(x)
 
 
-def _array(values: Iterable, kind: str = "float") -> str:
+def _array(values: Iterable[Any], kind: str = "float") -> str:
     if kind == "str":
         return "[" + ", ".join(json.dumps(str(v)) for v in values) + "]"
     if kind == "int":
@@ -44,7 +45,7 @@ def _array(values: Iterable, kind: str = "float") -> str:
     return "[" + ", ".join(_num(v) for v in values) + "]"
 
 
-def market_toml(engine, collateral_currencies: Sequence[str] = ()) -> str:
+def market_toml(engine: Any, collateral_currencies: Sequence[str] = ()) -> str:
     """The compiled market of `engine` as TOML text (see the module docstring)."""
     inst, m = engine.instruments, engine.market
     snapshot = engine.market_snapshot
@@ -72,26 +73,34 @@ def market_toml(engine, collateral_currencies: Sequence[str] = ()) -> str:
         f"vol = {_array(np.nan_to_num(np.asarray(m.vol, float)))}",
     ]
     if collateral_currencies:
-        lines += ["", "[collateral]", f"currency = {_array(collateral_currencies, 'str')}",
-                  f"fx = {_array([snapshot.fx_rate(c) for c in collateral_currencies])}"]
+        lines += [
+            "",
+            "[collateral]",
+            f"currency = {_array(collateral_currencies, 'str')}",
+            f"fx = {_array([snapshot.fx_rate(c) for c in collateral_currencies])}",
+        ]
     return "\n".join(lines) + "\n"
 
 
-def write_market_file(engine, path: str | Path, collateral_currencies: Sequence[str] = ()) -> Path:
+def write_market_file(engine: Any, path: str | Path, collateral_currencies: Sequence[str] = ()) -> Path:
     """Writes :func:`market_toml` to `path`."""
     path = Path(path)
     path.write_text(market_toml(engine, collateral_currencies))
     return path
 
 
-def case_toml(engine, positions, collateral: Sequence[dict]) -> str:
+def case_toml(engine: Any, positions: Any, collateral: Sequence[dict[str, Any]]) -> str:
     """Positions, collateral and the Engine's figures per account, for a C++ test to compare with
     (cpp/tests/consumer). Instruments and collateral currencies by index."""
     result = engine.margin(positions, collateral=collateral)
     ids = list(engine.instruments.ids)
     currencies = list(dict.fromkeys(r["currency"] for r in collateral))
-    out = ["# Written by marginkernel.book_export.case_toml: the Python engine's figures for this book.",
-           f"model = {json.dumps(engine.model.name)}", f"components = {_array(engine.model.components, 'str')}", ""]
+    out = [
+        "# Written by marginkernel.book_export.case_toml: the Python engine's figures for this book.",
+        f"model = {json.dumps(engine.model.name)}",
+        f"components = {_array(engine.model.components, 'str')}",
+        "",
+    ]
     for name, row in result.accounts.iterrows():
         mine = positions[positions["account"] == name]
         coll = [r for r in collateral if r["account"] == name]
@@ -124,7 +133,7 @@ def consumer_case() -> tuple[str, str]:
         {"account": "perp-basis", "currency": "ETH", "amount": 30.0},
         {"account": "perp-basis", "currency": "USDC", "amount": -1000.0},
     ]
-    currencies = list(dict.fromkeys(r["currency"] for r in collateral))
+    currencies = [str(c) for c in dict.fromkeys(r["currency"] for r in collateral)]
     return market_toml(engine, currencies), case_toml(engine, positions, collateral)
 
 
