@@ -292,6 +292,9 @@ def test_overflowing_refresh_is_refused(book):
     with pytest.raises(ValueError, match="market update refused"):  # each unit's update is atomic
         b.update_unit(u, moved.counted_risk[ids], forward=moved.market.forward[ids], spot=moved.market.unit_spot[u])
     assert _state(b) == before
+    with pytest.raises(ValueError, match="market update refused"):  # all units or none
+        b.refresh(moved)
+    assert _state(b) == before
     assert math.isfinite(b.what_if(0, perp, 1.0).im)
 
 

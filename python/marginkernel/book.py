@@ -59,6 +59,8 @@ class ModelBook(_core.ModelBook):  # type: ignore[misc]
     netting: str
     isolated: bool
     _account_index: dict[Any, int]
+    _instrument_ids: list[str]
+    _engine: Any
 
     def result(self, account: int) -> dict[str, Any]:
         """The account's margin as a dict named like ``MarginResult.accounts`` columns."""
@@ -88,24 +90,36 @@ class ModelBook(_core.ModelBook):  # type: ignore[misc]
     def refresh(self, engine: Any, *, threads: int = 1) -> None:
         """Market refresh from `engine` (same instruments and model, new market): every risk unit's
         risk rows, forwards, vols, discounts, expiries, spot and FX; holders are recomputed from their
-        positions (as :meth:`rebuild`)."""
+        positions (as :meth:`rebuild`). All or nothing: if a unit's update is refused (e.g. a margin
+        would not be finite), the units already refreshed get their previous market back."""
+        if [str(i) for i in engine.instruments.ids] != self._instrument_ids or list(engine.units) != self.units:
+            raise ValueError("engine: refresh needs the same instruments and risk units as the book")
+        previous = self._engine
+        done = 0
+        try:
+            for u in range(len(self.units)):
+                self._apply_unit(engine, u, threads)
+                done = u + 1
+        except ValueError:
+            for u in range(done):
+                self._apply_unit(previous, u, threads)
+            raise
+        self._engine = engine
+
+    def _apply_unit(self, engine: Any, u: int, threads: int) -> None:
         m = engine.market
-        risk = np.ascontiguousarray(engine.counted_risk, dtype=np.float64)
-        expiry = _book_expiry(engine)
-        for u in range(len(self.units)):
-            ids = self.instruments_of(u)
-            fx = float(m.unit_fx[u])
-            self.update_unit(
-                u,
-                risk[ids],
-                forward=np.asarray(m.forward, float)[ids],
-                discount=np.asarray(m.discount, float)[ids],
-                vol=np.asarray(m.vol, float)[ids],
-                expiry=expiry[ids],
-                spot=float(m.unit_spot[u]),
-                fx=fx,
-                threads=threads,
-            )
+        ids = self.instruments_of(u)
+        self.update_unit(
+            u,
+            np.ascontiguousarray(engine.counted_risk, dtype=np.float64)[ids],
+            forward=np.asarray(m.forward, float)[ids],
+            discount=np.asarray(m.discount, float)[ids],
+            vol=np.nan_to_num(np.asarray(m.vol, float))[ids],
+            expiry=_book_expiry(engine)[ids],
+            spot=float(m.unit_spot[u]),
+            fx=float(m.unit_fx[u]),
+            threads=threads,
+        )
 
 
 def _book_expiry(engine: Any) -> np.ndarray:
@@ -279,6 +293,8 @@ def account_book(
     book.components = tuple(model.components)
     book.labels = tuple(engine.scenario_set.labels)
     book.netting, book.isolated = model.netting, model.mode == "isolated"
+    book._instrument_ids = [str(i) for i in inst.ids]
+    book._engine = engine
     if frame is not None and len(frame):
         _load_positions(book, engine, frame, expiry)
     balances: dict[tuple[int, int], float] = {}
