@@ -53,6 +53,7 @@ struct Account {
     AccountMargin total;
     std::vector<double> collateral;  // [n_collateral] balances, empty until set
     bool has_collateral = false;
+    double equity = 0.0;  // of the balances, reporting currency (set_collateral)
 };
 
 // A hypothetical (or about to be committed) order.
@@ -100,6 +101,7 @@ struct ModelBook::Impl {
     std::size_t ni = 0, ns = 0, nu = 0, nc = 0, stride = 0;
     BookModel model;
     std::size_t n_addons = 0;
+    std::array<Combine, kMaxAddOns> combine{};  // of each add-on
     Buffer risk, wrisk, weight, zeros;  // R and W = w * R per instrument, [ni x stride]
     std::vector<double> risk_max;  // max_s |W[i, s]|
     AddOnMarket mk;
@@ -214,7 +216,7 @@ struct ModelBook::Impl {
         int binding = -1;
         for (std::size_t k = 0; k < n_addons; ++k) {
             const double c = n.m.charges[k];
-            switch (combine_of(model.addons[k].type)) {
+            switch (combine[k]) {
                 case Combine::add: adds += c; break;
                 case Combine::credit: credits += c; break;
                 case Combine::floor:
@@ -232,7 +234,7 @@ struct ModelBook::Impl {
         n.m.requirement = net + uplift;
         const double share = credits > 0 ? applied / credits : 0.0;
         for (std::size_t k = 0; k < n_addons; ++k) {
-            const Combine c = combine_of(model.addons[k].type);
+            const Combine c = combine[k];
             n.contrib[k] = c == Combine::add ? n.m.charges[k] : c == Combine::credit ? -n.m.charges[k] * share : 0.0;
         }
         if (binding >= 0) n.contrib[static_cast<std::size_t>(binding)] += uplift;
@@ -445,12 +447,7 @@ struct ModelBook::Impl {
         t.im = model.im_factor * t.risk;
         t.mm = model.mm_factor * t.risk;
         if (acc.has_collateral) {
-            double usd = 0.0;
-            for (std::size_t k = 0; k < acc.collateral.size(); ++k) {
-                const double amount = acc.collateral[k];
-                usd += (amount > 0 ? amount * (1.0 - coll_haircut[k]) : amount) * coll_fx[k];
-            }
-            t.equity = usd / report_fx;
+            t.equity = acc.equity;
             t.available = t.equity - t.im;
             t.margin_ratio = t.mm == 0 ? 0.0 : (t.equity > 0 ? t.mm / t.equity : kInf);
             t.liquidation = t.equity < t.mm;
@@ -637,6 +634,7 @@ ModelBook::ModelBook(const BookModel& model, const InstrumentsView& in, const Bo
     m.stride = (m.ns + 7) / 8 * 8;
     m.model = model;
     m.n_addons = model.addons.size();
+    for (std::size_t k = 0; k < m.n_addons; ++k) m.combine[k] = combine_of(model.addons[k].type);
     m.report_fx = mv.report_fx;
     m.unit_currency.assign(mv.unit_currency, mv.unit_currency + m.nu);
     for (std::size_t u = 0; u < m.nu; ++u) {
@@ -799,6 +797,7 @@ void ModelBook::add_fills(const std::int64_t* accounts, const std::int32_t* inst
         auto acc = std::make_unique<Account>();
         acc->collateral = old.collateral;
         acc->has_collateral = old.has_collateral;
+        acc->equity = old.equity;
         for (const Slot& s : old.slots) {
             acc->slots.push_back(clone_slot(s, m.stride));
         }
@@ -972,6 +971,12 @@ void ModelBook::set_collateral(std::int64_t a, std::int32_t c, double amount) {
     if (acc.collateral.empty()) acc.collateral.assign(m.coll_fx.size(), 0.0);
     acc.collateral[static_cast<std::size_t>(c)] = amount;
     acc.has_collateral = true;
+    double usd = 0.0;
+    for (std::size_t k = 0; k < acc.collateral.size(); ++k) {
+        const double x = acc.collateral[k];
+        usd += (x > 0 ? x * (1.0 - m.coll_haircut[k]) : x) * m.coll_fx[k];
+    }
+    acc.equity = usd / m.report_fx;
     acc.total = m.totals(acc, 0, nullptr, false);
 }
 
@@ -1072,6 +1077,7 @@ void ModelBook::update_unit(std::int32_t u, const double* rows, std::size_t n_ro
             auto acc = std::make_unique<Account>();
             acc->collateral = old.collateral;
             acc->has_collateral = old.has_collateral;
+            acc->equity = old.equity;
             for (const Slot& s : old.slots) {
                 acc->slots.push_back(clone_slot(s, m.stride));
             }
