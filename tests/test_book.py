@@ -355,3 +355,21 @@ def test_out_of_range_ids_raise_unknown_id_everywhere(book):
         for method, args in calls:
             with pytest.raises(UnknownIdError):
                 method(*args)
+
+
+@pytest.mark.parametrize("preset", ["deribit-pm", "okx-pm", "tims"])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream=books)
+def test_preset_what_if_equals_engine_after_the_trade(preset, stream):
+    engine = Engine(INST, MARKET, load_model(preset))
+    book = account_book(engine, POSITIONS, accounts=["a", "b", "c"])
+    held = POSITIONS.copy()
+    for name, inst, q in _frame(stream).itertuples(index=False):
+        a, i = book.account_id(name), IDS.index(inst)
+        w = book.what_if(a, i, q)
+        book.add_fill(a, i, q)
+        assert book.margin(a)["im"] == w.im
+        held = pd.concat([held, pd.DataFrame([{"account": name, "instrument": inst, "quantity": q}])])
+    res = engine.margin(held, accounts=["a", "b", "c"]).accounts
+    for name in ("a", "b", "c"):
+        assert _close(book.margin(book.account_id(name))["im"], float(res.loc[name, "im"]))
