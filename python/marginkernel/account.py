@@ -10,6 +10,10 @@ cached and updated incrementally (DESIGN §2 "What-if is incremental"):
 * ``update_unit(unit, rows)`` applies a market update of one risk unit: ``P += Q * dR`` for the
   accounts holding it, nothing else is touched.
 
+For the full margin model of an :class:`~marginkernel.engine.Engine` (netting nodes, add-ons,
+collateral, the same figures as ``Engine.margin``) use :func:`account_book` (:mod:`marginkernel.book`,
+docs/book.md); :class:`AccountBook` keeps the simple rule below.
+
 The margin rule is the simple one of the existing reductions (:func:`marginkernel.kernels.worst_loss`):
 per risk unit u the worst weighted loss ``L_u = max(0, -min_s w[u, s] * h(P[a, u, s]))`` where ``h``
 scales gains by ``gain_factor``; ``IM = sum_u fx[u] * L_u`` in the reporting currency (``fx[u]`` is
