@@ -18,6 +18,13 @@ timer in the loop). Rows:
   argmin, other units from a cache);
 * ``c++``: the C++ benchmark's figures (run as a subprocess when ``--cpp`` names it).
 
+Then the full ``deribit-pm`` model (:func:`marginkernel.account.account_book`: scan with the extended
+moves, roll and delta shocks, settlement-currency netting nodes, collateral) at 35 scenarios (the
+published grid) and 1,001 (``steps = 165``): ``model what_if`` / ``model check`` from Python and C++
+(``c++ model ...``, from the same binary), one account holding the demo book's 12 positions, orders
+cycling over 64 (instrument, quantity) pairs; "x simple" = the simple rule's median at the nearest
+scenario count (35 / 1,000) over the row's median.
+
 Machines are shared and noisy: quote medians and ratios, and rerun.
 """
 
@@ -126,10 +133,59 @@ def run_python(ns: int, samples: int, overhead: float) -> dict:
     return rows
 
 
-def run_cpp(path: str, samples: int) -> dict:
+def run_cpp(path: str, samples: int):
     out = subprocess.run([path, "--json", "--samples", str(samples)], check=True, capture_output=True, text=True)
     data = json.loads(out.stdout)
-    return {row["scenarios"]: row for row in data["rows"]}, data["simd_target"]
+    model = {row["scenarios"]: row for row in data.get("model_rows", [])}
+    return {row["scenarios"]: row for row in data["rows"]}, data["simd_target"], model
+
+
+def run_model(steps: int, samples: int, overhead: float) -> tuple[int, dict]:
+    """what_if / check on the full deribit-pm model, from Python."""
+    from marginkernel.account import account_book
+    from marginkernel.demo import demo_inputs
+    from marginkernel.engine import Engine
+    from marginkernel.model import MarginModel, load_model
+
+    base = load_model("deribit-pm")
+    params = dict(base.scenario_params, steps=steps)
+    model = MarginModel(
+        name=base.name,
+        builder=base.builder,
+        scenario_params=params,
+        measure=base.measure,
+        netting=base.netting,
+        gain_factor=base.gain_factor,
+        im_factor=base.im_factor,
+        mm_factor=base.mm_factor,
+        mode=base.mode,
+        currency=base.currency,
+        gain_cap=base.gain_cap,
+        addons=base.addons,
+        collateral_haircut=base.collateral_haircut,
+    )
+    instruments, market, positions = demo_inputs()
+    engine = Engine(instruments, market, model)
+    mine = positions.assign(account="x")
+    book = account_book(
+        engine,
+        mine,
+        collateral=[
+            {"account": "x", "currency": "BTC", "amount": 1.0},
+            {"account": "x", "currency": "USDC", "amount": 2000.0},
+        ],
+    )
+    rng = np.random.default_rng(steps)
+    kinds = np.asarray(instruments.kind)
+    orders = []
+    for _ in range(64):
+        i = int(rng.integers(len(kinds)))
+        orders.append((0, i, float(rng.normal(0.0, 3.0)) * (1000.0 if kinds[i] <= 1 else 1.0)))
+    rows = {
+        "model what_if": measure(book.what_if, orders, samples, overhead),
+        "model check": measure(book.check, orders, samples, overhead),
+    }
+    return book.n_scenarios, rows
 
 
 def cpu_model() -> str:
@@ -152,19 +208,28 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     overhead = timer_cost()
-    cpp, cpp_target = ({}, None)
+    cpp, cpp_target, cpp_model = ({}, None, {})
     if args.cpp:
-        cpp, cpp_target = run_cpp(args.cpp, args.samples)
+        cpp, cpp_target, cpp_model = run_cpp(args.cpp, args.samples)
     results = {
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
-                    "python": sys.version.split()[0], "numpy": np.__version__,
-                    "marginkernel": marginkernel.__version__, "simd_target": kernels.simd_target(),
-                    "cpp_simd_target": cpp_target, "python_timer_cost_ns": overhead},
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "numpy": np.__version__,
+            "marginkernel": marginkernel.__version__,
+            "simd_target": kernels.simd_target(),
+            "cpp_simd_target": cpp_target,
+            "python_timer_cost_ns": overhead,
+        },
         "rows": [],
     }
-    print(f"what-if latency in ns: median and p99 of single timed calls (timer cost {overhead:.0f} ns subtracted),\n"
-          f"mean of batches of 10,000 (Python: includes the ~25 ns for-loop). SIMD {kernels.simd_target()}.\n"
-          f"x base = numpy (p + q*r).max() median / row median; x numpy = numpy what-if median / row median.")
+    print(
+        f"what-if latency in ns: median and p99 of single timed calls (timer cost {overhead:.0f} ns subtracted),\n"
+        f"mean of batches of 10,000 (Python: includes the ~25 ns for-loop). SIMD {kernels.simd_target()}.\n"
+        f"x base = numpy (p + q*r).max() median / row median; x numpy = numpy what-if median / row median."
+    )
     print(f"{'scenarios':>9}  {'row':<24}{'median':>9}{'p99':>9}{'mean':>9}{'x base':>9}{'x numpy':>9}")
     for ns in args.scenarios:
         rows = run_python(ns, args.samples, overhead)
@@ -175,11 +240,48 @@ def main(argv=None) -> int:
         full = rows["numpy what-if"]["median_ns"]
         for name, r in rows.items():
             med = max(r["median_ns"], 1e-9)
-            print(f"{ns:>9}  {name:<24}{r['median_ns']:>9.0f}{r['p99_ns']:>9.0f}{r['mean_ns']:>9.0f}"
-                  f"{base / med:>8.1f}x{full / med:>8.1f}x")
-            results["rows"].append({"scenarios": ns, "row": name, **r, "baseline_over_row": base / med,
-                                    "numpy_whatif_over_row": full / med})
+            print(
+                f"{ns:>9}  {name:<24}{r['median_ns']:>9.0f}{r['p99_ns']:>9.0f}{r['mean_ns']:>9.0f}"
+                f"{base / med:>8.1f}x{full / med:>8.1f}x"
+            )
+            results["rows"].append(
+                {
+                    "scenarios": ns,
+                    "row": name,
+                    **r,
+                    "baseline_over_row": base / med,
+                    "numpy_whatif_over_row": full / med,
+                }
+            )
         print()
+    simple = {r["scenarios"]: r["median_ns"] for r in results["rows"] if r["row"] == "python"}
+    simple_cpp = {r["scenarios"]: r["median_ns"] for r in results["rows"] if r["row"] == "c++"}
+    print("full deribit-pm model (x simple: the simple rule's median at 35 / 1,000 scenarios over the row's)")
+    for steps in (4, 165):
+        ns, rows = run_model(steps, args.samples, overhead)
+        near = 35 if ns < 100 else 1000
+        if ns in cpp_model:
+            c = cpp_model[ns]
+            rows = {
+                "c++ model what_if": {
+                    "median_ns": c["what_if_median_ns"],
+                    "p99_ns": c["what_if_p99_ns"],
+                    "mean_ns": c["what_if_mean_ns"],
+                },
+                "c++ model check": {
+                    "median_ns": c["check_median_ns"],
+                    "p99_ns": c["check_p99_ns"],
+                    "mean_ns": c["check_mean_ns"],
+                },
+                **rows,
+            }
+        for name, r in rows.items():
+            ref = (simple_cpp if name.startswith("c++") else simple).get(near)
+            ratio = r["median_ns"] / ref if ref else float("nan")
+            print(
+                f"{ns:>9}  {name:<24}{r['median_ns']:>9.0f}{r['p99_ns']:>9.0f}{r['mean_ns']:>9.0f}{ratio:>8.2f}x simple"
+            )
+            results["rows"].append({"scenarios": ns, "row": name, **r, "over_simple_rule": ratio})
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

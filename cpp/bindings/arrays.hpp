@@ -96,5 +96,7 @@ void bind_revalue(py::module_& m);
 void bind_net(py::module_& m);
 void bind_reduce(py::module_& m);
 void bind_account(py::module_& m);
+void bind_book(py::module_& m);
+void bind_explain(py::module_& m);
 
 }  // namespace marginkernel::bindings

@@ -20,142 +20,49 @@
 #include <vector>
 
 #include "arrays.hpp"
+#include "fastcall.hpp"
+#include "records.hpp"
 #include "marginkernel/account.hpp"
 
 namespace marginkernel::bindings {
 
+// Fields of the result records (records.hpp).
+template <>
+struct RecordFields<WhatIf> {
+    static PyObject* get(const WhatIf& w, int k) {
+        switch (k) {
+            case 0: return PyFloat_FromDouble(w.im);
+            case 1: return PyFloat_FromDouble(w.mm);
+            case 2: return PyFloat_FromDouble(w.im_before);
+            case 3: return PyFloat_FromDouble(w.unit_loss);
+            case 4: return PyLong_FromLong(w.unit);
+            default: return PyLong_FromLong(w.worst_scenario);
+        }
+    }
+};
+template <>
+struct RecordFields<Check> {
+    static PyObject* get(const Check& c, int k) {
+        if (k == 0) return PyBool_FromLong(c.accepted);
+        if (k == 1) return PyFloat_FromDouble(c.excess);
+        return RecordFields<WhatIf>::get(c.after, k - 2);
+    }
+};
+template <>
+struct RecordFields<Margin> {
+    static PyObject* get(const Margin& g, int k) { return PyFloat_FromDouble(k == 0 ? g.im : g.mm); }
+};
+template <>
+struct RecordFields<UnitMargin> {
+    static PyObject* get(const UnitMargin& g, int k) {
+        if (k == 2) return PyLong_FromLong(g.worst_scenario);
+        return PyFloat_FromDouble(k == 0 ? g.loss : g.im);
+    }
+};
+
 namespace {
 
-
-// Result records: a tiny CPython type per result struct holding the C++ struct by value, with one
-// read-only attribute per field (the Python number is made when it is read) and the sequence
-// protocol (len, [k], unpacking, tuple(r)). Making one is a single small allocation, about a third
-// of the cost of a tuple or struct sequence of Python floats, which matters on the what-if path.
-PyObject* field(const WhatIf& w, int k) {
-    switch (k) {
-        case 0: return PyFloat_FromDouble(w.im);
-        case 1: return PyFloat_FromDouble(w.mm);
-        case 2: return PyFloat_FromDouble(w.im_before);
-        case 3: return PyFloat_FromDouble(w.unit_loss);
-        case 4: return PyLong_FromLong(w.unit);
-        default: return PyLong_FromLong(w.worst_scenario);
-    }
-}
-PyObject* field(const Check& c, int k) {
-    if (k == 0) return PyBool_FromLong(c.accepted);
-    if (k == 1) return PyFloat_FromDouble(c.excess);
-    return field(c.after, k - 2);
-}
-PyObject* field(const Margin& g, int k) { return PyFloat_FromDouble(k == 0 ? g.im : g.mm); }
-PyObject* field(const UnitMargin& g, int k) {
-    if (k == 2) return PyLong_FromLong(g.worst_scenario);
-    return PyFloat_FromDouble(k == 0 ? g.loss : g.im);
-}
-
-template <class T>
-struct Record {
-    PyObject_HEAD
-    T value;
-};
-
-template <class T>
-struct RecordType {
-    static inline PyTypeObject* type = nullptr;
-    static inline std::vector<PyGetSetDef> getset;  // must outlive the type
-    static inline std::vector<std::string> names;
-    static inline const char* short_name = "";
-
-    static const T& of(PyObject* self) { return reinterpret_cast<Record<T>*>(self)->value; }
-    static Py_ssize_t size() { return static_cast<Py_ssize_t>(names.size()); }
-
-    static PyObject* get(PyObject* self, void* closure) {
-        return field(of(self), static_cast<int>(reinterpret_cast<std::intptr_t>(closure)));
-    }
-    static Py_ssize_t length(PyObject*) { return size(); }
-    static PyObject* item(PyObject* self, Py_ssize_t k) {
-        if (k < 0 || k >= size()) {
-            PyErr_SetString(PyExc_IndexError, "index out of range");
-            return nullptr;
-        }
-        return field(of(self), static_cast<int>(k));
-    }
-    static PyObject* repr(PyObject* self) {
-        std::string text = std::string(short_name) + "(";
-        for (Py_ssize_t k = 0; k < size(); ++k) {
-            PyObject* v = field(of(self), static_cast<int>(k));
-            PyObject* r = v ? PyObject_Repr(v) : nullptr;
-            Py_XDECREF(v);
-            const char* u = r ? PyUnicode_AsUTF8(r) : nullptr;
-            if (!u) {
-                Py_XDECREF(r);
-                return nullptr;
-            }
-            text += (k ? ", " : "") + names[static_cast<std::size_t>(k)] + "=" + u;
-            Py_DECREF(r);
-        }
-        return PyUnicode_FromString((text + ")").c_str());
-    }
-    static PyObject* asdict(PyObject* self, PyObject*) {
-        PyObject* d = PyDict_New();
-        for (Py_ssize_t k = 0; d && k < size(); ++k) {
-            PyObject* v = field(of(self), static_cast<int>(k));
-            if (!v || PyDict_SetItemString(d, names[static_cast<std::size_t>(k)].c_str(), v) < 0) {
-                Py_XDECREF(v);
-                Py_DECREF(d);
-                return nullptr;
-            }
-            Py_DECREF(v);
-        }
-        return d;
-    }
-    static void dealloc(PyObject* self) {
-        PyTypeObject* tp = Py_TYPE(self);
-        tp->tp_free(self);
-        Py_DECREF(tp);  // heap type instances own a reference to their type
-    }
-
-    static py::object make(const T& v) {
-        auto* o = reinterpret_cast<Record<T>*>(type->tp_alloc(type, 0));
-        if (!o) throw py::error_already_set();
-        o->value = v;
-        return py::reinterpret_steal<py::object>(reinterpret_cast<PyObject*>(o));
-    }
-
-    static void create(py::module_& m, const char* qualified_name, const char* doc,
-                       std::initializer_list<std::pair<const char*, const char*>> fields) {
-        short_name = std::strrchr(qualified_name, '.') + 1;
-        int k = 0;
-        for (const auto& [name, field_doc] : fields) {
-            names.emplace_back(name);
-            getset.push_back(PyGetSetDef{name, &get, nullptr, field_doc,
-                                         reinterpret_cast<void*>(static_cast<std::intptr_t>(k++))});
-        }
-        getset.push_back(PyGetSetDef{nullptr, nullptr, nullptr, nullptr, nullptr});
-        static PyMethodDef methods[] = {
-            {"_asdict", &asdict, METH_NOARGS, "The fields as a dict."}, {nullptr, nullptr, 0, nullptr}};
-        PyType_Slot slots[] = {{Py_tp_doc, const_cast<char*>(doc)},
-                               {Py_tp_getset, getset.data()},
-                               {Py_tp_methods, methods},
-                               {Py_tp_repr, reinterpret_cast<void*>(&repr)},
-                               {Py_tp_dealloc, reinterpret_cast<void*>(&dealloc)},
-                               {Py_sq_length, reinterpret_cast<void*>(&length)},
-                               {Py_sq_item, reinterpret_cast<void*>(&item)},
-                               {0, nullptr}};
-        static PyType_Spec spec;
-        spec = PyType_Spec{qualified_name, static_cast<int>(sizeof(Record<T>)), 0,
-                           Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, slots};
-        PyObject* t = PyType_FromSpec(&spec);
-        if (!t) throw py::error_already_set();
-        type = reinterpret_cast<PyTypeObject*>(t);
-        PyObject* field_names = PyTuple_New(size());
-        if (!field_names) throw py::error_already_set();
-        for (Py_ssize_t j = 0; j < size(); ++j)
-            PyTuple_SET_ITEM(field_names, j, PyUnicode_FromString(names[static_cast<std::size_t>(j)].c_str()));
-        PyObject_SetAttrString(t, "_fields", field_names);
-        Py_DECREF(field_names);
-        m.add_object(short_name, py::handle(t));
-    }
-};
+AccountBook& book_of(py::handle self) { return constructed<AccountBook>(self, "AccountBook"); }
 
 std::unique_ptr<AccountBook> make_book(const f64& risk, const i32& risk_unit, std::size_t n_units,
                                        const std::optional<f64>& weight, const std::optional<f64>& fx,
@@ -181,71 +88,11 @@ std::unique_ptr<AccountBook> make_book(const f64& risk, const i32& risk_unit, st
     return std::make_unique<AccountBook>(r, w, f, rule, n_accounts, e);
 }
 
-// The per-order methods (what_if, check) are plain METH_FASTCALL functions rather than pybind11
-// overloads: pybind11's generic dispatch (overload loop, argument casters, keyword handling) costs
-// about as much as a what-if at 1,000 scenarios. They take exactly the documented arguments
-// (positional or by keyword), convert them with the CPython number protocol and translate C++
-// exceptions through pybind11's registered translators, so errors are the same as elsewhere.
-constexpr std::size_t kMaxArgs = 4;
-
-// Collects n named arguments from a vectorcall (positional first, then keywords) into out[].
-bool collect(const char* method, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
-             const char* const* names, std::size_t n, PyObject** out) {
-    for (std::size_t k = 0; k < n; ++k) out[k] = nullptr;
-    if (nargs > static_cast<Py_ssize_t>(n)) {
-        PyErr_Format(PyExc_TypeError, "%s() takes %zu arguments (%zd given)", method, n, nargs);
-        return false;
-    }
-    for (Py_ssize_t k = 0; k < nargs; ++k) out[k] = args[k];
-    const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    for (Py_ssize_t j = 0; j < nkw; ++j) {
-        PyObject* key = PyTuple_GET_ITEM(kwnames, j);
-        std::size_t k = 0;
-        while (k < n && PyUnicode_CompareWithASCIIString(key, names[k]) != 0) ++k;
-        if (k == n) {
-            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", method, key);
-            return false;
-        }
-        if (out[k]) {
-            PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", method, names[k]);
-            return false;
-        }
-        out[k] = args[nargs + j];
-    }
-    for (std::size_t k = 0; k < n; ++k)
-        if (!out[k]) {
-            PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", method, names[k]);
-            return false;
-        }
-    return true;
-}
-
-// An account / instrument id: any Python integer (or object with __index__).
-bool to_id(PyObject* o, long long& v) {
-    v = PyLong_AsLongLong(o);
-    return !(v == -1 && PyErr_Occurred());
-}
-bool to_double(PyObject* o, double& v) {
-    v = PyFloat_AsDouble(o);
-    return !(v == -1.0 && PyErr_Occurred());
-}
 // Instrument ids beyond int32 are unknown ids like any other out-of-range one.
 std::int32_t instrument_id(const AccountBook& book, long long v) {
     if (v < std::numeric_limits<std::int32_t>::min() || v > std::numeric_limits<std::int32_t>::max())
         throw UnknownId("instrument", v, book.n_instruments());
     return static_cast<std::int32_t>(v);
-}
-
-template <class F>
-PyObject* guarded(F&& body) {
-    try {
-        return body().release().ptr();
-    } catch (py::error_already_set& e) {
-        e.restore();
-    } catch (...) {
-        py::detail::try_translate_exceptions();  // UnknownIdError, InputError, ... as everywhere
-    }
-    return nullptr;
 }
 
 // GIL: kept. Measured with bench/bench_whatif.py (AMD EPYC Zen 4, CPython 3.11): releasing and
@@ -263,7 +110,7 @@ PyObject* what_if_fast(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
         !to_id(a[1], instrument) || !to_double(a[2], quantity))
         return nullptr;
     return guarded([&] {
-        const auto& book = py::handle(self).cast<const AccountBook&>();
+        const auto& book = book_of(self);
         const std::int32_t i = instrument_id(book, instrument);
         if constexpr (ReleaseGil) {
             WhatIf w;
@@ -287,7 +134,7 @@ PyObject* check_fast(PyObject* self, PyObject* const* args, Py_ssize_t nargs, Py
         !to_id(a[1], instrument) || !to_double(a[2], quantity) || !to_double(a[3], equity))
         return nullptr;
     return guarded([&] {
-        const auto& book = py::handle(self).cast<const AccountBook&>();
+        const auto& book = book_of(self);
         return RecordType<Check>::make(book.check(account, instrument_id(book, instrument), quantity, equity));
     });
 }
@@ -360,20 +207,26 @@ void bind_account(py::module_& m) {
              py::arg("weight").none(true), py::arg("fx").none(true), py::arg("gain_factor"),
              py::arg("mm_factor"), py::arg("allow_risk_reducing"), py::arg("n_accounts"),
              py::arg("expiry").none(true))
-        .def_property_readonly("n_accounts", &AccountBook::n_accounts)
-        .def_property_readonly("n_instruments", &AccountBook::n_instruments)
-        .def_property_readonly("n_units", &AccountBook::n_units)
-        .def_property_readonly("n_scenarios", &AccountBook::n_scenarios)
-        .def_property_readonly("gain_factor", [](const AccountBook& b) { return b.rule().gain_factor; })
-        .def_property_readonly("mm_factor", [](const AccountBook& b) { return b.rule().mm_factor; })
+        .def_property_readonly("n_accounts", [](py::handle b) { return book_of(b).n_accounts(); })
+        .def_property_readonly("n_instruments", [](py::handle b) { return book_of(b).n_instruments(); })
+        .def_property_readonly("n_units", [](py::handle b) { return book_of(b).n_units(); })
+        .def_property_readonly("n_scenarios", [](py::handle b) { return book_of(b).n_scenarios(); })
+        .def_property_readonly("gain_factor", [](py::handle b) { return book_of(b).rule().gain_factor; })
+        .def_property_readonly("mm_factor", [](py::handle b) { return book_of(b).rule().mm_factor; })
         .def_property_readonly("allow_risk_reducing",
-                               [](const AccountBook& b) { return b.rule().allow_risk_reducing; })
-        .def("add_fill", py::overload_cast<std::int64_t, std::int32_t, double>(&AccountBook::add_fill),
-             py::arg("account"), py::arg("instrument"), py::arg("quantity"),
-             "Applies a trade: position += quantity, P += quantity * R[instrument], IM refreshed.")
+                               [](py::handle b) { return book_of(b).rule().allow_risk_reducing; })
+        .def(
+            "add_fill",
+            [](py::handle p, AnyId account, AnyId instrument, double quantity) {
+                AccountBook& b = book_of(p);
+                b.add_fill(account.value, instrument_id(b, instrument.value), quantity);
+            },
+            py::arg("account"), py::arg("instrument"), py::arg("quantity"),
+            "Applies a trade: position += quantity, P += quantity * R[instrument], IM refreshed.")
         .def(
             "add_fills",
-            [](AccountBook& b, const i64& accounts, const i32& instruments, const f64& quantities) {
+            [](py::handle p, const i64& accounts, const i32& instruments, const f64& quantities) {
+                AccountBook& b = book_of(p);
                 expect_shape("accounts", accounts, {-1});
                 expect_shape("instruments", instruments, {accounts.shape(0)});
                 expect_shape("quantities", quantities, {accounts.shape(0)});
@@ -385,51 +238,62 @@ void bind_account(py::module_& m) {
             "Applies many fills in order; all are checked first and none is applied if one is bad.")
         .def(
             "margin",
-            [](const AccountBook& b, std::int64_t account) { return RecordType<Margin>::make(b.margin(account)); },
+            [](py::handle b, AnyId account) { return RecordType<Margin>::make(book_of(b).margin(account.value)); },
             py::arg("account"), "Margin(im, mm) of the account now.")
         .def(
             "unit_margin",
-            [](const AccountBook& b, std::int64_t account, std::int32_t unit) {
-                return RecordType<UnitMargin>::make(b.unit_margin(account, unit));
+            [](py::handle p, AnyId account, AnyId unit) {
+                const AccountBook& b = book_of(p);
+                return RecordType<UnitMargin>::make(b.unit_margin(account.value, id32(unit.value, "unit", b.n_units())));
             },
             py::arg("account"), py::arg("unit"), "UnitMargin(loss, im, worst_scenario) of one risk unit.")
-        .def("position", &AccountBook::position, py::arg("account"), py::arg("instrument"))
+        .def(
+            "position",
+            [](py::handle p, AnyId account, AnyId instrument) {
+                const AccountBook& b = book_of(p);
+                return b.position(account.value, instrument_id(b, instrument.value));
+            },
+            py::arg("account"), py::arg("instrument"))
         .def(
             "positions",
-            [](const AccountBook& b, std::int64_t account) {
+            [](py::handle b, AnyId account) {
                 py::dict out;
-                for (const Position& p : b.positions(account)) out[py::int_(p.instrument)] = p.quantity;
+                for (const Position& p : book_of(b).positions(account.value)) out[py::int_(p.instrument)] = p.quantity;
                 return out;
             },
             py::arg("account"), "{instrument: quantity} of the account's open positions.")
         .def(
             "pnl",
-            [](const AccountBook& b, std::int64_t account) {
+            [](py::handle p, AnyId account) {
+                const AccountBook& b = book_of(p);
                 f64 out({static_cast<py::ssize_t>(b.n_units()), static_cast<py::ssize_t>(b.n_scenarios())});
-                b.pnl(account, out.mutable_data());
+                b.pnl(account.value, out.mutable_data());
                 return out;
             },
             py::arg("account"), "Scenario P&L from the account's positions, shape (n_units, n_scenarios).")
         .def(
             "weighted_pnl",
-            [](const AccountBook& b, std::int64_t account) {
+            [](py::handle p, AnyId account) {
+                const AccountBook& b = book_of(p);
                 f64 out({static_cast<py::ssize_t>(b.n_units()), static_cast<py::ssize_t>(b.n_scenarios())});
-                b.weighted_pnl(account, out.mutable_data());
+                b.weighted_pnl(account.value, out.mutable_data());
                 return out;
             },
             py::arg("account"), "Copy of the incrementally maintained cache w * P, shape (n_units, n_scenarios).")
         .def(
             "risk_row",
-            [](const AccountBook& b, std::int32_t instrument) {
+            [](py::handle p, AnyId instrument) {
+                const AccountBook& b = book_of(p);
                 f64 out({static_cast<py::ssize_t>(b.n_scenarios())});
-                b.risk_row(instrument, out.mutable_data());
+                b.risk_row(instrument_id(b, instrument.value), out.mutable_data());
                 return out;
             },
             py::arg("instrument"), "Copy of the book's current risk row of an instrument.")
         .def(
             "instruments_of",
-            [](const AccountBook& b, std::int32_t unit) {
-                const auto ids = b.instruments_of(unit);
+            [](py::handle p, AnyId unit) {
+                const AccountBook& b = book_of(p);
+                const auto ids = b.instruments_of(id32(unit.value, "unit", b.n_units()));
                 i32 out({static_cast<py::ssize_t>(ids.size())});
                 std::copy(ids.begin(), ids.end(), out.mutable_data());
                 return out;
@@ -437,7 +301,9 @@ void bind_account(py::module_& m) {
             py::arg("unit"), "Instrument ids of a risk unit, in the row order update_unit expects.")
         .def(
             "update_unit",
-            [](AccountBook& b, std::int32_t unit, const f64& rows, std::optional<double> fx, int threads) {
+            [](py::handle p, AnyId unit_id, const f64& rows, std::optional<double> fx, int threads) {
+                AccountBook& b = book_of(p);
+                const std::int32_t unit = id32(unit_id.value, "unit", b.n_units());
                 expect_shape("rows", rows, {-1, static_cast<py::ssize_t>(b.n_scenarios())});
                 const auto n = static_cast<std::size_t>(rows.shape(0));
                 py::gil_scoped_release release;  // reads `rows` (alive in this frame); the book locks itself
@@ -446,29 +312,93 @@ void bind_account(py::module_& m) {
             py::arg("unit"), py::arg("rows"), py::arg("fx").none(true) = py::none(), py::arg("threads") = 1,
             "Market update of one risk unit: new risk rows of instruments_of(unit); P += Q * dR.")
         .def(
+            "_update_unit_from_market",
+            [](py::handle p, AnyId unit_id, const i8& kind, const i8& settlement, const i32& risk_unit,
+               const f64& strike, const f64& expiry, const f64& multiplier, const f64& forward, const f64& discount,
+               const f64& vol, const f64& spot, const f64& price_multiplier, const std::optional<f64>& vol_shift,
+               const std::optional<f64>& time_shift, int vol_shock, double tau_floor_days, double short_power,
+               double long_power, double vol_up_floor, std::optional<double> fx, int threads) {
+                AccountBook& b = book_of(p);
+                const std::int32_t unit = id32(unit_id.value, "unit", b.n_units());
+                const auto n = static_cast<py::ssize_t>(b.n_instruments());
+                for (const auto& [field, a] :
+                     {std::pair<const char*, const py::array*>{"kind", &kind}, {"settlement", &settlement},
+                      {"risk_unit", &risk_unit}, {"strike", &strike}, {"expiry", &expiry},
+                      {"multiplier", &multiplier}, {"forward", &forward}, {"discount", &discount}, {"vol", &vol}})
+                    expect_shape(field, *a, {n});
+                const auto nu = static_cast<py::ssize_t>(b.n_units()), n_sc = static_cast<py::ssize_t>(b.n_scenarios());
+                expect_shape("spot", spot, {nu});
+                expect_shape("price_multiplier", price_multiplier, {nu, n_sc});
+                if (vol_shift) expect_shape("vol_shift", *vol_shift, {nu, n_sc});
+                if (time_shift) expect_shape("time_shift", *time_shift, {n_sc});
+                if (vol_shock < 0 || vol_shock > 3) throw InvalidInput("vol_shock", -1, "unknown vol shock code");
+                const InstrumentsView in{static_cast<std::size_t>(n), kind.data(),    settlement.data(), risk_unit.data(),
+                                         strike.data(),                expiry.data(),  multiplier.data(), forward.data(),
+                                         discount.data(),              vol.data()};
+                ScenariosView sc;
+                sc.n_units = static_cast<std::size_t>(nu);
+                sc.n_scenarios = static_cast<std::size_t>(n_sc);
+                sc.spot = spot.data();
+                sc.price_multiplier = price_multiplier.data();
+                sc.vol_shift = vol_shift ? vol_shift->data() : nullptr;
+                sc.time_shift = time_shift ? time_shift->data() : nullptr;
+                sc.vol_shock = static_cast<VolShockKind>(vol_shock);
+                sc.tau_floor_days = tau_floor_days;
+                sc.short_power = short_power;
+                sc.long_power = long_power;
+                sc.vol_up_floor = vol_up_floor;
+                py::gil_scoped_release release;  // reads argument arrays alive in this frame; the book locks itself
+                b.update_unit(unit, in, sc, fx, threads);
+            },
+            py::arg("unit"), py::arg("kind"), py::arg("settlement"), py::arg("risk_unit"), py::arg("strike"),
+            py::arg("expiry"), py::arg("multiplier"), py::arg("forward"), py::arg("discount"), py::arg("vol"),
+            py::arg("spot"), py::arg("price_multiplier"), py::arg("vol_shift").none(true),
+            py::arg("time_shift").none(true), py::arg("vol_shock"), py::arg("tau_floor_days"), py::arg("short_power"),
+            py::arg("long_power"), py::arg("vol_up_floor"), py::arg("fx").none(true), py::arg("threads"),
+            "update_unit after re-revaluing only the unit's instruments (AccountBook::update_unit, C++).")
+        .def(
             "set_fx",
-            [](AccountBook& b, std::int32_t unit, double fx) {
+            [](py::handle p, AnyId unit_id, double fx) {
+                AccountBook& b = book_of(p);
+                const std::int32_t unit = id32(unit_id.value, "unit", b.n_units());
                 py::gil_scoped_release release;  // scalars only; the book locks itself
                 b.set_fx(unit, fx);
             },
             py::arg("unit"), py::arg("fx"))
-        .def("set_expiry", &AccountBook::set_expiry, py::arg("instrument"), py::arg("years"))
-        .def("expiry", &AccountBook::expiry, py::arg("instrument"))
+        .def(
+            "set_expiry",
+            [](py::handle p, AnyId instrument, double years) {
+                AccountBook& b = book_of(p);
+                b.set_expiry(instrument_id(b, instrument.value), years);
+            },
+            py::arg("instrument"), py::arg("years"))
+        .def(
+            "expiry",
+            [](py::handle p, AnyId instrument) {
+                const AccountBook& b = book_of(p);
+                return b.expiry(instrument_id(b, instrument.value));
+            },
+            py::arg("instrument"))
         .def(
             "settle",
-            [](AccountBook& b, std::int32_t instrument) {
+            [](py::handle p, AnyId instrument_arg) {
+                AccountBook& b = book_of(p);
+                const std::int32_t instrument = instrument_id(b, instrument_arg.value);
                 py::gil_scoped_release release;  // scalars only; the book locks itself
                 b.settle(instrument);
             },
             py::arg("instrument"))
         .def(
             "rebuild",
-            [](AccountBook& b, int threads) {
+            [](py::handle p, int threads) {
+                AccountBook& b = book_of(p);
                 py::gil_scoped_release release;  // no Python objects; the book locks itself
                 b.rebuild(threads);
             },
             py::arg("threads") = 1)
-        .def("add_accounts", &AccountBook::add_accounts, py::arg("count") = 1);
+        .def(
+            "add_accounts", [](py::handle b, std::size_t count) { return book_of(b).add_accounts(count); },
+            py::arg("count") = 1);
     for (PyMethodDef* def = fast_methods; def->ml_name; ++def) {
         PyObject* method = PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(cls.ptr()), def);
         if (!method) throw py::error_already_set();

@@ -10,10 +10,6 @@
 namespace py = pybind11;
 using namespace marginkernel;
 
-namespace marginkernel::bindings {
-void bind_explain(py::module_& m);  // bind_explain.cpp
-}
-
 PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.doc() = "marginkernel native core: revalue -> net -> reduce";
 
@@ -82,6 +78,7 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     bindings::bind_revalue(m);
     bindings::bind_net(m);
     bindings::bind_reduce(m);
-    bindings::bind_account(m);
-    bindings::bind_explain(m);  // after the InvalidInput translator: its UnknownId one goes first
+    bindings::bind_account(m);  // after the InvalidInput translator: its UnknownId one goes first
+    bindings::bind_book(m);
+    bindings::bind_explain(m);
 }

@@ -21,14 +21,11 @@
 #include <shared_mutex>
 #include <system_error>
 
-#if defined(__GLIBC__)
-#include <pthread.h>
-#endif
-
 #include "checks.hpp"
 #include "kernels.hpp"
 #include "marginkernel/revalue.hpp"
 #include "parallel.hpp"
+#include "state.hpp"
 
 namespace marginkernel {
 
@@ -36,54 +33,7 @@ using namespace detail;
 
 namespace {
 
-constexpr std::size_t kAlign = 64;
 constexpr double kMaxPnl = 1e300;  // |q| * max|R[i]| above this is refused (keeps P finite)
-
-struct AlignedFree {
-    void operator()(double* p) const noexcept { ::operator delete[](p, std::align_val_t(kAlign)); }
-};
-using Buffer = std::unique_ptr<double[], AlignedFree>;
-
-Buffer make_buffer(std::size_t n) {
-    auto* p = static_cast<double*>(::operator new[](std::max<std::size_t>(n, 1) * sizeof(double),
-                                                    std::align_val_t(kAlign)));
-    std::fill(p, p + std::max<std::size_t>(n, 1), 0.0);
-    return Buffer(p);
-}
-
-// The reader/writer lock of the book and of each account. On glibc it is a pthread rwlock that
-// prefers writers (a waiting fill or market update blocks new readers, so a stream of what-ifs cannot
-// starve it); elsewhere std::shared_mutex. Locks are never taken recursively, as that kind requires.
-#if defined(__GLIBC__)
-class RwMutex {
-public:
-    RwMutex() {
-        pthread_rwlockattr_t attr;
-        pthread_rwlockattr_init(&attr);
-        pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-        pthread_rwlock_init(&lock_, &attr);
-        pthread_rwlockattr_destroy(&attr);
-    }
-    ~RwMutex() { pthread_rwlock_destroy(&lock_); }
-    RwMutex(const RwMutex&) = delete;
-    RwMutex& operator=(const RwMutex&) = delete;
-
-    void lock() { ok(pthread_rwlock_wrlock(&lock_)); }
-    bool try_lock() { return pthread_rwlock_trywrlock(&lock_) == 0; }
-    void unlock() { pthread_rwlock_unlock(&lock_); }
-    void lock_shared() { ok(pthread_rwlock_rdlock(&lock_)); }
-    bool try_lock_shared() { return pthread_rwlock_tryrdlock(&lock_) == 0; }
-    void unlock_shared() { pthread_rwlock_unlock(&lock_); }
-
-private:
-    static void ok(int rc) {
-        if (rc != 0) throw std::system_error(rc, std::generic_category(), "marginkernel::AccountBook lock");
-    }
-    pthread_rwlock_t lock_;
-};
-#else
-using RwMutex = std::shared_mutex;
-#endif
 
 struct Slot {
     std::int32_t unit = 0;
@@ -552,7 +502,7 @@ void AccountBook::update_unit(std::int32_t u, const InstrumentsView& in, const S
     require_pointer("risk_unit", in.risk_unit);
     for (std::size_t i = 0; i < m.ni; ++i)
         if (in.risk_unit[i] != m.risk_unit[i])
-            throw InvalidInput("risk_unit", static_cast<long long>(i), "differs from the book's");
+            throw InvalidInput("risk_unit", static_cast<long long>(i), "differs from the book's risk units");
     if (sc.n_units != m.nu || sc.n_scenarios != m.ns)
         throw InvalidInput("scenarios", -1,
                            "have " + std::to_string(sc.n_units) + " units x " + std::to_string(sc.n_scenarios) +

@@ -40,4 +40,7 @@ cmake -S "$root/cpp/tests/consumer" -B "$work/consumer" -DCMAKE_BUILD_TYPE=Relea
   -DCMAKE_PREFIX_PATH="$prefix"
 cmake --build "$work/consumer" -j "$jobs"
 "$work/consumer/pretrade_check"
+# The deribit-pm model loaded from the installed preset, margined in C++, against Python's figures.
+"$work/consumer/margin_model" "$root/cpp/tests/consumer/data/deribit_market.toml" \
+  "$root/cpp/tests/consumer/data/deribit_case.toml"
 echo "== consumer check passed"

@@ -10,6 +10,10 @@ cached and updated incrementally (DESIGN §2 "What-if is incremental"):
 * ``update_unit(unit, rows)`` applies a market update of one risk unit: ``P += Q * dR`` for the
   accounts holding it, nothing else is touched.
 
+For the full margin model of an :class:`~marginkernel.engine.Engine` (netting nodes, add-ons,
+collateral, the same figures as ``Engine.margin``) use :func:`account_book` (:mod:`marginkernel.book`,
+docs/book.md); :class:`AccountBook` keeps the simple rule below.
+
 The margin rule is the simple one of the existing reductions (:func:`marginkernel.kernels.worst_loss`):
 per risk unit u the worst weighted loss ``L_u = max(0, -min_s w[u, s] * h(P[a, u, s]))`` where ``h``
 scales gains by ``gain_factor``; ``IM = sum_u fx[u] * L_u`` in the reporting currency (``fx[u]`` is
@@ -51,13 +55,26 @@ loss; it matters once haircut P&L of several netting levels is summed (a later, 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from . import _core, kernels
 from .kernels import as_array
 
-__all__ = ["AccountBook", "WhatIf", "Check", "Margin", "UnitMargin", "UnknownIdError", "InputError"]
+__all__ = [
+    "AccountBook",
+    "Check",
+    "InputError",
+    "Margin",
+    "ModelBook",
+    "ModelCheck",
+    "ModelWhatIf",
+    "UnitMargin",
+    "UnknownIdError",
+    "WhatIf",
+    "account_book",
+]
 
 WhatIf = _core.WhatIf
 Check = _core.Check
@@ -66,14 +83,12 @@ UnitMargin = _core.UnitMargin
 UnknownIdError = _core.UnknownIdError
 InputError = _core.InputError
 
-_PER_INSTRUMENT = ("kind", "settlement", "risk_unit", "strike", "expiry", "multiplier", "forward", "discount", "vol")
 
-
-def _f64(name, value, ndim):
+def _f64(name: str, value: Any, ndim: int) -> np.ndarray:
     return as_array(name, value, np.float64, ndim)
 
 
-class AccountBook(_core.AccountBook):
+class AccountBook(_core.AccountBook):  # type: ignore[misc]
     """Accounts with positions and cached scenario P&L per risk unit; see the module docstring.
 
     Parameters
@@ -121,18 +136,18 @@ class AccountBook(_core.AccountBook):
 
     def __init__(
         self,
-        risk,
-        risk_unit,
+        risk: Any,
+        risk_unit: Any,
         n_units: int | None = None,
         *,
         n_accounts: int = 0,
-        weight=None,
-        fx=None,
+        weight: Any = None,
+        fx: Any = None,
         gain_factor: float = 1.0,
         mm_factor: float = 1.0,
         allow_risk_reducing: bool = True,
-        expiry=None,
-    ):
+        expiry: Any = None,
+    ) -> None:
         risk = _f64("risk", risk, 2)
         risk_unit = as_array("risk_unit", risk_unit, np.int32, 1)
         if n_units is None:
@@ -152,7 +167,7 @@ class AccountBook(_core.AccountBook):
             None if expiry is None else _f64("expiry", expiry, 1),
         )
 
-    def add_fills(self, accounts, instruments, quantities) -> None:
+    def add_fills(self, accounts: Any, instruments: Any, quantities: Any) -> None:
         """Applies many fills in order. All are checked first: if one is bad, none is applied."""
         super().add_fills(
             as_array("accounts", accounts, np.int64, 1),
@@ -160,7 +175,7 @@ class AccountBook(_core.AccountBook):
             _f64("quantities", quantities, 1),
         )
 
-    def update_unit(self, unit: int, rows, fx: float | None = None, *, threads: int = 1) -> None:
+    def update_unit(self, unit: int, rows: Any, fx: float | None = None, *, threads: int = 1) -> None:
         """Market update of one risk unit.
 
         ``rows[k]`` is the new risk row of instrument ``instruments_of(unit)[k]`` (shape
@@ -172,7 +187,13 @@ class AccountBook(_core.AccountBook):
         super().update_unit(int(unit), _f64("rows", rows, 2), None if fx is None else float(fx), int(threads))
 
     def update_unit_from_market(
-        self, unit: int, instruments: Mapping, scenarios: Mapping, fx: float | None = None, *, threads: int = 1
+        self,
+        unit: int,
+        instruments: Mapping[str, Any],
+        scenarios: Mapping[str, Any],
+        fx: float | None = None,
+        *,
+        threads: int = 1,
     ) -> None:
         """Re-revalues only the instruments of ``unit`` and applies them with :meth:`update_unit`.
 
@@ -182,15 +203,47 @@ class AccountBook(_core.AccountBook):
         rest of its arguments (``spot``, ``price_multiplier``, ``vol_shift``, ``time_shift``,
         ``vol_shock``, ...) for the new market.
         """
-        ids = self.instruments_of(int(unit))
-        unit_of = np.asarray(instruments["risk_unit"])
-        if unit_of.shape != (self.n_instruments,):
-            raise ValueError(f"instruments['risk_unit']: expected shape ({self.n_instruments},), got {unit_of.shape}")
-        if not np.array_equal(np.flatnonzero(unit_of == int(unit)), ids):
-            raise ValueError("instruments['risk_unit']: differs from the book's risk units")
-        if len(ids) == 0:
-            rows = np.empty((0, self.n_scenarios))
-        else:
-            sliced = {k: np.asarray(instruments[k])[ids] for k in _PER_INSTRUMENT if k in instruments}
-            rows, _ = kernels.revalue(**sliced, **dict(scenarios), threads=threads)
-        self.update_unit(unit, rows, fx, threads=threads)
+        names = ("kind", "settlement", "risk_unit", "strike", "expiry", "multiplier", "forward", "discount", "vol")
+        missing = [k for k in names if k not in instruments]
+        if missing:
+            raise ValueError(f"instruments: missing {missing}")
+        dtypes = {"kind": np.int8, "settlement": np.int8, "risk_unit": np.int32}
+        cols = [as_array(k, instruments[k], dtypes.get(k, np.float64), 1) for k in names]
+        sc = dict(scenarios)
+        unknown = set(sc) - {
+            "spot",
+            "price_multiplier",
+            "vol_shift",
+            "time_shift",
+            "vol_shock",
+            "tau_floor_days",
+            "short_power",
+            "long_power",
+            "vol_up_floor",
+        }
+        if unknown:
+            raise ValueError(f"scenarios: unknown argument(s) {sorted(unknown)}")
+        shock = sc.get("vol_shock", "none")
+        if shock not in kernels.VOL_SHOCKS:
+            raise ValueError(f"vol_shock: must be one of {sorted(kernels.VOL_SHOCKS)}, got {shock!r}")
+        vol_shift, time_shift = sc.get("vol_shift"), sc.get("time_shift")
+        # The C++ AccountBook::update_unit revalues the unit's rows itself (no Python copy of it).
+        self._update_unit_from_market(
+            int(unit),
+            *cols,
+            _f64("spot", sc["spot"], 1),
+            _f64("price_multiplier", sc["price_multiplier"], 2),
+            None if vol_shift is None else _f64("vol_shift", vol_shift, 2),
+            None if time_shift is None else _f64("time_shift", time_shift, 1),
+            kernels.VOL_SHOCKS[shock],
+            float(sc.get("tau_floor_days", 1.0)),
+            float(sc.get("short_power", 0.0)),
+            float(sc.get("long_power", 0.0)),
+            float(sc.get("vol_up_floor", 0.0)),
+            None if fx is None else float(fx),
+            int(threads),
+        )
+
+
+# The book is the model: the Engine's full model held per account (marginkernel.book).
+from .book import ModelBook, ModelCheck, ModelWhatIf, account_book  # noqa: E402

@@ -1,0 +1,255 @@
+// The model book (book.hpp, model_file.hpp): what-if equals the state after the fill bit for bit on
+// every netting level and mode, no allocation on the what-if path, bad input leaves the book
+// unchanged, concurrent readers and writers (run under ThreadSanitizer in CI), and model files
+// loaded from TOML (presets from the source tree, parts the book cannot hold refused by name).
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "marginkernel/book.hpp"
+#include "marginkernel/model_file.hpp"
+#include "marginkernel/simd.hpp"
+#include "testing.hpp"
+
+#ifndef MK_SOURCE_DIR
+#define MK_SOURCE_DIR "."
+#endif
+
+static std::atomic<long> g_allocations{0};
+void* operator new(std::size_t n) {
+    ++g_allocations;
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void* operator new(std::size_t n, std::align_val_t a) {
+    ++g_allocations;
+    const auto al = static_cast<std::size_t>(a);
+    if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
+    throw std::bad_alloc();
+}
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+    ++g_allocations;
+    return std::malloc(n ? n : 1);
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+using namespace marginkernel;
+
+namespace {
+
+// 4 units (2 per settlement currency), 5 instruments per unit: futures, perpetuals and options.
+struct Fixture {
+    std::size_t ni = 20, nu = 4, ns = 0;
+    std::vector<std::int8_t> kind, settlement;
+    std::vector<std::int32_t> unit, unit_currency{0, 0, 1, 1};
+    std::vector<double> strike, expiry, multiplier, forward, discount, vol, risk, weight;
+    std::vector<double> spot{60000.0, 3000.0, 60000.0, 3000.0}, ufx{1.0, 1.0, 60000.0, 60000.0};
+    std::vector<double> cfx{1.0, 60000.0}, kfx{1.0, 60000.0, 3000.0}, khair{0.0, 0.05, 0.1};
+
+    Fixture(std::mt19937_64& rng, std::size_t n_scenarios) : ns(n_scenarios) {
+        std::normal_distribution<double> n01(0.0, 1.0);
+        for (std::size_t i = 0; i < ni; ++i) {
+            const auto u = static_cast<std::int32_t>(i / 5);
+            const int k = static_cast<int>(i % 5);
+            kind.push_back(static_cast<std::int8_t>(k == 0 ? 0 : k == 1 ? 1 : k % 2 ? 3 : 2));
+            settlement.push_back(static_cast<std::int8_t>(u >= 2 ? 1 : 0));
+            unit.push_back(u);
+            strike.push_back(spot[static_cast<std::size_t>(u)] * (0.9 + 0.05 * k));
+            expiry.push_back(k == 1 ? 0.0 : 0.1 + 0.1 * k);
+            multiplier.push_back(1.0);
+            forward.push_back(spot[static_cast<std::size_t>(u)]);
+            discount.push_back(1.0);
+            vol.push_back(0.6);
+            for (std::size_t s = 0; s < ns; ++s) risk.push_back(n01(rng) * (u >= 2 ? 0.01 : 100.0));
+        }
+        for (std::size_t x = 0; x < nu * ns; ++x) weight.push_back(0.5 + 0.25 * static_cast<double>((x * 7) % 3));
+    }
+    InstrumentsView instruments() const {
+        return {ni, kind.data(), settlement.data(), unit.data(), strike.data(), expiry.data(), multiplier.data(),
+                forward.data(), discount.data(), vol.data()};
+    }
+    BookMarketView market() const {
+        BookMarketView m;
+        m.n_units = nu;
+        m.unit_spot = spot.data();
+        m.unit_fx = ufx.data();
+        m.unit_currency = unit_currency.data();
+        m.n_currencies = 2;
+        m.currency_fx = cfx.data();
+        m.n_collateral = 3;
+        m.collateral_fx = kfx.data();
+        m.collateral_haircut = khair.data();
+        return m;
+    }
+    BookModel model(Netting netting, MarginMode mode) const {
+        BookModel b;
+        b.netting = netting;
+        b.mode = mode;
+        b.mm_factor = 0.8;
+        b.im_factor = 1.1;
+        b.gain_cap = 5e4;
+        b.gain_factor.assign(netting == Netting::account ? 2 : nu, 0.5);
+        AddOnSpec roll;
+        roll.name = "roll";
+        roll.type = AddOnType::roll_shock;
+        roll.annualised_move_risk.assign(nu, 0.1);
+        roll.min_annualised_move.assign(nu, 0.01);
+        roll.kinds = 0x3;
+        AddOnSpec delta;
+        delta.name = "delta";
+        delta.type = AddOnType::delta_shock;
+        delta.threshold.assign(nu, 1000.0);
+        delta.shock.assign(nu, 0.1);
+        AddOnSpec som;
+        som.name = "som";
+        som.type = AddOnType::short_option_minimum;
+        som.rate.assign(nu, 50.0);
+        som.usd = true;
+        b.addons = {roll, delta, som};
+        return b;
+    }
+};
+
+void test_what_if_is_the_fill(std::mt19937_64& rng) {
+    for (const std::size_t ns : {35, 1001})
+        for (const Netting netting : {Netting::risk_unit, Netting::currency, Netting::account})
+            for (const MarginMode mode : {MarginMode::cross, MarginMode::isolated}) {
+                const Fixture f(rng, ns);
+                ModelBook book(f.model(netting, mode), f.instruments(), f.market(), f.risk.data(), f.weight.data(),
+                               ns, 4);
+                book.set_collateral(1, 1, 2.0);
+                std::uniform_int_distribution<int> acc(0, 3), inst(0, 19), size(-6, 6);
+                for (int k = 0; k < 400; ++k) {
+                    const std::int64_t a = acc(rng);
+                    const std::int32_t i = inst(rng);
+                    const double q = 0.5 * size(rng);
+                    const ModelWhatIf w = book.what_if(a, i, q);
+                    const ModelCheck c = book.check(a, i, q, w.im);
+                    CHECK(c.accepted && c.after.im == w.im);
+                    book.add_fill(a, i, q);
+                    const AccountMargin m = book.margin(a);
+                    CHECK(m.im == w.im && m.mm == w.mm);
+                    CHECK(std::isfinite(m.im) && m.im >= 0.0);
+                }
+                // a rebuild from the positions agrees to rounding
+                std::vector<double> before;
+                for (std::int64_t a = 0; a < 4; ++a) before.push_back(book.margin(a).im);
+                book.rebuild();
+                for (std::int64_t a = 0; a < 4; ++a)
+                    CHECK_CLOSE(book.margin(a).im, before[static_cast<std::size_t>(a)], 1e-9 * (1.0 + before[static_cast<std::size_t>(a)]));
+            }
+}
+
+void test_no_allocation(std::mt19937_64& rng) {
+    for (const Netting netting : {Netting::risk_unit, Netting::currency, Netting::account})
+        for (const MarginMode mode : {MarginMode::cross, MarginMode::isolated}) {
+            const Fixture f(rng, 1001);
+            ModelBook book(f.model(netting, mode), f.instruments(), f.market(), f.risk.data(), f.weight.data(), f.ns, 2);
+            for (std::int32_t i = 0; i < 20; i += 3) book.add_fill(0, i, 1.5);
+            double sink = book.what_if(0, 1, 1.0).im;  // warms the thread's scratch
+            const long before = g_allocations.load();
+            for (int rep = 0; rep < 200; ++rep)
+                for (std::int32_t i = 0; i < 20; ++i) {
+                    sink += book.what_if(0, i, 0.5 * i - 4.0).im;
+                    sink += book.check(0, i, -1.0, 1e9).excess;
+                    sink += book.margin(0).im;
+                    sink += book.what_if(1, i, 2.0).im;  // an empty account
+                }
+            CHECK(g_allocations.load() == before);
+            CHECK(std::isfinite(sink));
+        }
+}
+
+void test_bad_input_changes_nothing(std::mt19937_64& rng) {
+    const Fixture f(rng, 35);
+    ModelBook book(f.model(Netting::currency, MarginMode::cross), f.instruments(), f.market(), f.risk.data(),
+                   f.weight.data(), f.ns, 2);
+    book.add_fill(0, 2, 3.0);
+    const double im = book.margin(0).im;
+    CHECK(mktest::throws<UnknownId>([&] { book.add_fill(0, 20, 1.0); }));
+    CHECK(mktest::throws<UnknownId>([&] { book.what_if(5, 1, 1.0); }));
+    CHECK(mktest::throws<InvalidInput>([&] { book.add_fill(0, 1, std::nan("")); }));
+    CHECK(mktest::throws<InvalidInput>([&] { book.add_fill(0, 1, 1e306); }));
+    const std::int64_t accounts[] = {0, 0};
+    const std::int32_t instruments[] = {1, 1};
+    const double quantities[] = {1.0, std::nan("")};
+    CHECK(mktest::throws<InvalidInput>([&] { book.add_fills(accounts, instruments, quantities, 2); }));
+    CHECK(book.margin(0).im == im && book.positions(0).size() == 1);
+    // an expired future is refused; perpetuals (expiry 0 in the row) never expire
+    Fixture g = f;
+    g.expiry[0] = 0.0;
+    ModelBook b2(g.model(Netting::currency, MarginMode::cross), g.instruments(), g.market(), g.risk.data(),
+                 g.weight.data(), g.ns, 1);
+    CHECK(mktest::throws<InvalidInput>([&] { b2.what_if(0, 0, 1.0); }));
+    CHECK(std::isfinite(b2.what_if(0, 1, 1.0).im));
+}
+
+void test_threads(std::mt19937_64& rng) {
+    const Fixture f(rng, 100);
+    ModelBook book(f.model(Netting::currency, MarginMode::cross), f.instruments(), f.market(), f.risk.data(),
+                   f.weight.data(), f.ns, 4);
+    std::atomic<bool> bad{false};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < 4; ++t)
+        pool.emplace_back([&, t] {
+            for (int k = 0; k < 300; ++k) {
+                const auto i = static_cast<std::int32_t>((k * 7 + t) % 20);
+                if (t < 2) book.add_fill(t, i, 0.5);
+                const ModelWhatIf w = book.what_if(k % 4, i, 1.0);
+                if (!std::isfinite(w.im)) bad = true;
+            }
+        });
+    std::vector<double> rows(5 * f.ns, 1.0);
+    book.update_unit(1, rows.data(), 5, nullptr, nullptr, nullptr, nullptr, std::nan(""), std::nan(""), 2);
+    for (auto& th : pool) th.join();
+    CHECK(!bad);
+}
+
+void test_model_files() {
+    const std::string root = MK_SOURCE_DIR;
+    const ModelFile m = load_model_file(root + "/python/marginkernel/presets/deribit-pm.toml");
+    CHECK(m.name == "deribit-pm" && m.netting == Netting::currency && m.addons.size() == 2);
+    CHECK(m.addons[0].name == "roll_shock" && m.addons[1].name == "delta_shock");  // file order
+    const BookInputs in = load_market_file(root + "/cpp/tests/consumer/data/deribit_market.toml");
+    const auto book = make_book(m, in, 1);
+    CHECK(book->n_scenarios() == 35 && book->n_units() == 3);
+    bool named = false;
+    try {
+        load_model_file(root + "/python/marginkernel/presets/span.toml");
+    } catch (const InvalidInput& e) {
+        named = std::string(e.what()).find("intra_spread") != std::string::npos;
+    }
+    CHECK(named);
+    CHECK(mktest::throws<InvalidInput>([&] { load_model_file(root + "/no/such/model.toml"); }));
+}
+
+}  // namespace
+
+int main() {
+    for (const auto& target : available_simd_targets()) {
+        select_simd_target(target);
+        std::printf("simd target %s\n", simd_target().c_str());
+        std::mt19937_64 rng(8);
+        test_what_if_is_the_fill(rng);
+        test_no_allocation(rng);
+        test_bad_input_changes_nothing(rng);
+        test_threads(rng);
+    }
+    test_model_files();
+    if (mktest::failures) {
+        std::printf("%d check(s) failed\n", mktest::failures);
+        return 1;
+    }
+    std::printf("all model book tests passed\n");
+    return 0;
+}
