@@ -4,9 +4,9 @@ mpmath at 40 digits, on every SIMD target.
 Published rows (QuantLib test-suite style: one row per value, each with its source and tolerance):
 values printed with 4 decimals get 5e-5 (half a unit of the last printed digit), values printed
 with 2 decimals 5e-3. Black-Scholes-Merton with dividend yield q is Black-76 with
-F = S e^{(r-q)T}, discount e^{-rT} (DESIGN §3); a futures option (Black-76 proper) has q = r.
+F = S e^{(r-q)T}, discount e^{-rT} (architecture §3); a futures option (Black-76 proper) has q = r.
 
-High precision: price error <= 1e-13 x multiplier x forward (DESIGN §3) over a grid of moneyness
+High precision: price error <= 1e-13 x multiplier x forward (architecture §3) over a grid of moneyness
 K/F in [1e-2, 1e2] and sigma sqrt(T) in [1e-8, 30], both for the value now and for the scenario path
 (F_s = F m, shocked vol, look-ahead). Measured max on AMD Zen 4 (all three targets): 1.4e-14 of F
 for the value now and 1.55e-14 for the scenario values (R + value_now) -- both a put with K = 100 F,
@@ -196,7 +196,7 @@ def test_scenario_values_vs_mpmath(target):
 @pytest.mark.parametrize("target", TARGETS)
 def test_limits(target):
     """sigma sqrt(T) -> 0 gives the discounted intrinsic value; huge sigma sqrt(T) gives df x F
-    for a call and df x K for a put; expired options are worth intrinsic (DESIGN §3)."""
+    for a call and df x K for a put; expired options are worth intrinsic (architecture §3)."""
     with using_simd_target(target):
         intrinsic = _price([2, 3, 2, 3], [90.0, 110.0, 110.0, 90.0], 100.0, 0.9, 0.0, 1.0)
         expired = _price([2, 3], [90.0, 110.0], 100.0, 0.9, 0.5, -0.01)

@@ -238,7 +238,7 @@ def test_put_call_parity(impl, case):
 @settings(max_examples=40 * SCALE, deadline=None)
 @given(case=small_cases(kinds=(0, 1, 2, 3, 4)))
 def test_inverse_linear_identity(impl, case):
-    """DESIGN §3: inverse option = V(F_s)/S_s - V(F)/S; inverse future = N (1/F - 1/F_s)."""
+    """architecture §3: inverse option = V(F_s)/S_s - V(F)/S; inverse future = N (1/F - 1/F_s)."""
     with Impl(impl) as k:
         inv.check_inverse_linear_identity(k, case)
 

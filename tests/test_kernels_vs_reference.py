@@ -7,7 +7,7 @@ to print this run's maxima):
 * revalue (R and value_now): |kernel - reference| <= PRICE_RTOL = 2e-14 x the price scale of the
   instrument (linear: multiplier x forward; inverse futures/perps: multiplier / forward; inverse
   options: multiplier x forward / spot). Measured max 4.6e-15 for R (a few ulp of K or F_s, which
-  reach 4 F and 5 F), 1.0e-15 for value_now. DESIGN §3 requires <= 1e-13.
+  reach 4 F and 5 F), 1.0e-15 for value_now. architecture §3 requires <= 1e-13.
 * net: |kernel - reference| <= NET_RTOL = 1e-15 x sum_k |q_k| |R[i_k, s]|. Measured max 2.2e-16.
 * worst_loss: the loss is bit-identical (same operations in the same order); the worst scenario
   index is identical when the minimum is unique, and otherwise attains the minimum (both report

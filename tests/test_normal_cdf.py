@@ -13,7 +13,7 @@ baseline / AVX2 / AVX-512:
 * N(x) = 0 for x <= -37 (the true value is below 5.8e-300: relative error 1 there).
 
 The rational approximation itself (evaluated exactly) has these relative errors: the tail error is
-the approximation's, not rounding. Absolute accuracy is what Black-76 needs (DESIGN §3: price error
+the approximation's, not rounding. Absolute accuracy is what Black-76 needs (architecture §3: price error
 <= 1e-13 of the price scale, tests/test_black76_golden.py); the relative bounds are asserted so that
 a regression in the tail is noticed. Run with ``-s`` to print the measured numbers.
 """

@@ -23,7 +23,7 @@ struct Option {
     double forward, log_moneyness, forward_over_strike, strike, sign, discount, vol, expiry, vol_scale;
 };
 
-// tau^p of DESIGN §3: tau = 30 days / max(DTE, floor), p = short power if DTE <= 30 days.
+// tau^p of architecture §3: tau = 30 days / max(DTE, floor), p = short power if DTE <= 30 days.
 inline double vol_scale(double expiry_years, const ScenariosView& sc) {
     const double dte = expiry_years * kDaysPerYear;
     const double tau = 30.0 / std::max(dte, sc.tau_floor_days);
@@ -215,7 +215,7 @@ std::size_t revalue_rows(const InstrumentsView& in, const ScenariosView& sc, con
             const Pk value =
                 ei::pmul(p_mult, pk::black76(o, mb, ei::ploadu<Pk>(plm), pk::shocked_vol(o, vb, sc), sqrt_t));
             // Inverse options are worth their quote value divided by the index, now and in the
-            // scenario; their coin P&L is the difference (DESIGN §3).
+            // scenario; their coin P&L is the difference (architecture §3).
             return inverse ? ei::psub(ei::pmul(ei::pmul(value, ei::ploadu<Pk>(pinv)), p_inv_spot), p_base)
                            : ei::psub(value, p_base);
         };

@@ -10,6 +10,7 @@ from typing import Any
 
 from . import kernels, scenarios
 from ._core import InputError
+from ._version import __version__
 from .account import AccountBook, UnknownIdError
 from .engine import Book, Engine, MarginResult
 from .instruments import Instruments
@@ -17,13 +18,30 @@ from .market import Market
 from .model import MarginModel, load_model, presets
 from .scenarios import ScenarioSet
 
-__version__ = "0.1.0"
+
+#: subpackages loaded on first attribute access (``mk.explain``); ``import marginkernel`` stays light
+_LAZY = (
+    "reference",
+    "span",
+    "derive_pm2",
+    "scenario_file",
+    "historical",
+    "explain",
+    "stress",
+    "optimise",
+    "distributed",
+    "testing",
+    "book",
+    "codes",
+    "validation",
+    "progress",
+)
 
 
 def __getattr__(name: str) -> Any:
     # The reference (and the methodology modules) import SciPy; load them on first use so that the
     # engine and the CLI start fast.
-    if name in ("reference", "span", "derive_pm2", "scenario_file"):
+    if name in _LAZY:
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -1,7 +1,7 @@
 """Pre-trade risk: account state kept in C++, what-if and checks in well under a microsecond.
 
 :class:`AccountBook` holds, for every account, its positions and its scenario P&L per risk unit,
-cached and updated incrementally (DESIGN §2 "What-if is incremental"):
+cached and updated incrementally (architecture §2 "What-if is incremental"):
 
 * ``add_fill(account, instrument, quantity)`` applies a trade: ``P[a, u] += q * R[i]``;
 * ``what_if(account, instrument, quantity)`` gives the account's IM / MM after an order without

@@ -219,26 +219,42 @@ def account_book(
     held per account (SPAN spreads, see docs/book.md), positions in expired instruments, and a
     ``margin_mode`` or ``unrealised_pnl`` column (the book uses the model's mode; equity comes from
     collateral)."""
-    import pandas as pd
-
     model = engine.model
     _refuse_unheld(model)
-    inst, m = engine.instruments, engine.market
-    units = list(engine.units)
+    m = engine.market
     currencies = list(dict.fromkeys(m.unit_currency))
-    unit_currency = np.array([currencies.index(c) for c in m.unit_currency], dtype=np.int32)
-    unit_fx = np.ascontiguousarray(m.unit_fx, dtype=np.float64)
-    currency_fx = np.array([unit_fx[list(unit_currency).index(k)] for k in range(len(currencies))])
     coll_cur, coll_fx, coll_haircut, coll_rows = _collateral_table(engine, collateral)
-    gain = np.ones(0)
-    if model.netting == "currency":
-        gain = _per_key(model.gain_factor, units, list(m.unit_underlying), 1.0)
-    elif model.netting == "account":
-        gain = _per_key(model.gain_factor, currencies, currencies, 1.0)
-    addons = [_addon_spec(a, a.resolve(units, list(m.unit_underlying))) for a in model.addons]
-    f64 = np.float64
     expiry = _book_expiry(engine)
-    instruments = {
+    market = _market_arrays(engine, currencies, coll_fx, coll_haircut)
+    spec = _model_spec(engine, currencies, allow_risk_reducing)
+    frame = _positions_frame(positions, model)
+    names: list[Any] = []
+    if frame is not None and len(frame):
+        names = list(frame["account"].drop_duplicates())
+    for name in list(accounts or []) + [r[0] for r in coll_rows]:
+        if name not in names:
+            names.append(name)
+    risk = np.ascontiguousarray(engine.counted_risk, dtype=np.float64)
+    weight = np.ascontiguousarray(engine.scenario_set.weight, dtype=np.float64)
+    book = ModelBook(risk, weight, _instrument_arrays(engine, expiry), market, spec, len(names))
+    book.accounts = names
+    book._account_index = {n: k for k, n in enumerate(names)}
+    book.units, book.currencies, book.collateral_currencies = list(engine.units), currencies, coll_cur
+    book.components = tuple(model.components)
+    book.labels = tuple(engine.scenario_set.labels)
+    book.netting, book.isolated = model.netting, model.mode == "isolated"
+    book._instrument_ids = [str(i) for i in engine.instruments.ids]
+    book._engine = engine
+    if frame is not None and len(frame):
+        _load_positions(book, engine, frame, expiry)
+    _load_collateral(book, coll_cur, coll_rows)
+    return book
+
+
+def _instrument_arrays(engine: Any, expiry: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-instrument columns the C++ book revalues from (the book's expiry rule applied)."""
+    inst, m, f64 = engine.instruments, engine.market, np.float64
+    return {
         "kind": np.ascontiguousarray(inst.kind, dtype=np.int8),
         "settlement": np.ascontiguousarray(inst.settlement, dtype=np.int8),
         "risk_unit": np.ascontiguousarray(m.unit_of_row, dtype=np.int32),
@@ -249,7 +265,17 @@ def account_book(
         "discount": np.ascontiguousarray(m.discount, dtype=f64),
         "vol": np.nan_to_num(np.asarray(m.vol, f64)),
     }
-    market = {
+
+
+def _market_arrays(
+    engine: Any, currencies: list[str], coll_fx: np.ndarray, coll_haircut: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per risk unit and currency: spot, FX to USD, settlement currency; collateral prices."""
+    m, f64 = engine.market, np.float64
+    unit_currency = np.array([currencies.index(c) for c in m.unit_currency], dtype=np.int32)
+    unit_fx = np.ascontiguousarray(m.unit_fx, dtype=f64)
+    currency_fx = np.array([unit_fx[list(unit_currency).index(k)] for k in range(len(currencies))])
+    return {
         "unit_spot": np.ascontiguousarray(m.unit_spot, dtype=f64),
         "unit_fx": unit_fx,
         "unit_currency": unit_currency,
@@ -258,55 +284,52 @@ def account_book(
         "collateral_fx": np.ascontiguousarray(coll_fx, dtype=f64),
         "collateral_haircut": np.ascontiguousarray(coll_haircut, dtype=f64),
     }
-    spec = {
+
+
+def _model_spec(engine: Any, currencies: list[str], allow_risk_reducing: bool) -> dict[str, Any]:
+    """The model's rules as the C++ book takes them: netting, mode, factors, gains, add-ons."""
+    model, m, units = engine.model, engine.market, list(engine.units)
+    gain = np.ones(0)
+    if model.netting == "currency":
+        gain = _per_key(model.gain_factor, units, list(m.unit_underlying), 1.0)
+    elif model.netting == "account":
+        gain = _per_key(model.gain_factor, currencies, currencies, 1.0)
+    return {
         "netting": _NETTING[model.netting],
         "mode": 0 if model.mode == "cross" else 1,
         "im_factor": float(model.im_factor),
         "mm_factor": float(model.mm_factor),
         "gain_cap": float(model.gain_cap),
-        "gain_factor": np.ascontiguousarray(gain, dtype=f64),
+        "gain_factor": np.ascontiguousarray(gain, dtype=np.float64),
         "allow_risk_reducing": bool(allow_risk_reducing),
-        "addons": addons,
+        "addons": [_addon_spec(a, a.resolve(units, list(m.unit_underlying))) for a in model.addons],
     }
-    frame = None
-    if positions is not None:
-        frame = positions if isinstance(positions, pd.DataFrame) else pd.DataFrame(list(positions))
-        for col in ("margin_mode", "unrealised_pnl"):
-            if col in frame.columns and col == "unrealised_pnl":
-                raise ValueError("positions.unrealised_pnl: not held by the book (equity comes from collateral)")
-            if col in frame.columns and (frame[col].dropna() != model.mode).any():
-                raise ValueError(
-                    f"positions.margin_mode: the book uses the model's mode {model.mode!r} for every position"
-                )
-    names: list[Any] = []
-    if frame is not None and len(frame):
-        names = list(pd.unique(frame["account"]))
-    for name in list(accounts or []) + [r[0] for r in coll_rows]:
-        if name not in names:
-            names.append(name)
-    risk = np.ascontiguousarray(engine.counted_risk, dtype=f64)
-    weight = np.ascontiguousarray(engine.scenario_set.weight, dtype=f64)
-    book = ModelBook(risk, weight, instruments, market, spec, len(names))
-    book.accounts = names
-    book._account_index = {n: k for k, n in enumerate(names)}
-    book.units, book.currencies, book.collateral_currencies = units, currencies, coll_cur
-    book.components = tuple(model.components)
-    book.labels = tuple(engine.scenario_set.labels)
-    book.netting, book.isolated = model.netting, model.mode == "isolated"
-    book._instrument_ids = [str(i) for i in inst.ids]
-    book._engine = engine
-    if frame is not None and len(frame):
-        _load_positions(book, engine, frame, expiry)
+
+
+def _positions_frame(positions: Any, model: Any) -> Any:
+    """`positions` as a DataFrame (None when not given); columns the book cannot hold are refused."""
+    import pandas as pd
+
+    if positions is None:
+        return None
+    frame = positions if isinstance(positions, pd.DataFrame) else pd.DataFrame(list(positions))
+    if "unrealised_pnl" in frame.columns:
+        raise ValueError("positions.unrealised_pnl: not held by the book (equity comes from collateral)")
+    if "margin_mode" in frame.columns and (frame["margin_mode"].dropna() != model.mode).any():
+        raise ValueError(f"positions.margin_mode: the book uses the model's mode {model.mode!r} for every position")
+    return frame
+
+
+def _load_collateral(book: ModelBook, coll_cur: list[str], coll_rows: list[Any]) -> None:
     balances: dict[tuple[int, int], float] = {}
     for name, cur, amount in coll_rows:  # repeated (account, currency) rows add up
         key = (book._account_index[name], coll_cur.index(cur))
         balances[key] = balances.get(key, 0.0) + amount
     if coll_cur:  # with collateral given, an account without a row has equity 0
-        for a in range(len(names)):
+        for a in range(len(book.accounts)):
             book.set_collateral(a, 0, balances.get((a, 0), 0.0))
     for (a, k), amount in balances.items():
         book.set_collateral(a, k, amount)
-    return book
 
 
 def _load_positions(book: ModelBook, engine: Any, frame: Any, expiry: np.ndarray) -> None:

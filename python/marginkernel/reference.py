@@ -2,7 +2,7 @@
 
 Each function has the same signature and semantics as its twin in :mod:`marginkernel.kernels`
 and is written for clarity, not speed (whole (n, S) arrays, SciPy's ``ndtr`` for the normal CDF).
-The conventions are those of DESIGN §3: P&L > 0 is a gain, loss = -P&L, margin >= 0.
+The conventions are those of architecture §3: P&L > 0 is a gain, loss = -P&L, margin >= 0.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def black76(  # noqa: PLR0917
 
 
 def vol_scale(expiry: npt.ArrayLike, tau_floor_days: float, short_power: float, long_power: float) -> F64:
-    """tau^p of DESIGN §3 per instrument: tau = 30 days / max(DTE, floor)."""
+    """tau^p of architecture §3 per instrument: tau = 30 days / max(DTE, floor)."""
     dte = np.asarray(expiry, dtype=float) * DAYS_PER_YEAR
     tau = 30.0 / np.maximum(dte, tau_floor_days)
     return tau ** np.where(dte <= 30.0, short_power, long_power)
@@ -139,7 +139,7 @@ def revalue(  # noqa: PLR0917 (the NumPy-style positional API of the reference)
         t_s = np.maximum(t - dt[None, :], 0.0)
         later = mult[opt] * black76(fwd[opt] * m[opt], k, sigma_s, t_s, df, is_call)
         inv = inverse[opt][:, None]
-        # Inverse options: coin value = quote value / index, now and in the scenario (DESIGN §3).
+        # Inverse options: coin value = quote value / index, now and in the scenario (architecture §3).
         base = np.where(inv, now / s_opt, now)
         risk[opt] = np.where(inv, later / (s_opt * m[opt]), later) - base
         value_now[opt] = base[:, 0]

@@ -1,7 +1,7 @@
 """Scenario sets: per risk unit a price multiplier, a vol shift and a weight per scenario.
 
 A scenario s moves the forward of every instrument of risk unit u to F * m[u, s], shifts implied
-vols by v[u, s] (how: ``vol_shock``, DESIGN §3), optionally looks ahead ``time_shift[s]`` years,
+vols by v[u, s] (how: ``vol_shock``, architecture §3), optionally looks ahead ``time_shift[s]`` years,
 and its P&L counts with weight w[u, s] (cover fraction) in the worst case. Builders take the
 risk units' underlyings and parameters that are either one number or a mapping per underlying
 (with an optional ``"default"``).
@@ -198,7 +198,7 @@ def span16(
     """The standard SPAN 16 scan points: price 0, +-1/3, +-2/3, +-1 of the price scan range, each with
     the relative vol scan up and down, then +-extreme_multiple ranges at `cover_fraction`, all
     looking ahead `lookahead_days` of a `year_days`-day year (365: calendar days; 250: one trading
-    day as SPAN files are computed, see docs/span.md) (DESIGN §1)."""
+    day as SPAN files are computed, see docs/span.md) (architecture §1)."""
     scan = per_underlying("price_scan", price_scan, underlyings)
     vscan = per_underlying("vol_scan", vol_scan, underlyings)
     if np.any(scan <= 0) or np.any(scan * extreme_multiple >= 1):

@@ -1,5 +1,5 @@
 // Account state for pre-trade risk: positions per account, cached scenario P&L per risk unit and the
-// current IM / MM, kept up to date incrementally (DESIGN §2 "What-if is incremental").
+// current IM / MM, kept up to date incrementally (architecture §2 "What-if is incremental").
 //
 //   AccountBook book(risk, weight, fx, rule, n_accounts);   // risk arrays copied once
 //   book.add_fill(account, instrument, quantity);           // P[a, u] += q * R[i]

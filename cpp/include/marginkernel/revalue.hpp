@@ -1,5 +1,5 @@
 // Stage 1: revalue. R[i, s] = P&L of one unit of instrument i in scenario s, in the settlement
-// currency of its risk unit (DESIGN §3). Depends only on market + scenarios, so it is computed once
+// currency of its risk unit (architecture §3). Depends only on market + scenarios, so it is computed once
 // per market update and shared by every account.
 #pragma once
 

@@ -14,7 +14,7 @@ namespace marginkernel {
 enum class Kind : std::int8_t { future = 0, perpetual = 1, call = 2, put = 3, spot = 4 };
 enum class Settlement : std::int8_t { linear = 0, inverse = 1 };
 
-// How a scenario's vol shift v changes an implied vol sigma (DESIGN §3). tau = 30 days /
+// How a scenario's vol shift v changes an implied vol sigma (architecture §3). tau = 30 days /
 // max(DTE, floor_days) and p = short_power if DTE <= 30 days else long_power.
 enum class VolShockKind : std::int8_t {
     none = 0,            // sigma

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,9 @@ from .expiry import Expiry
 from .netting import Netting, Nodes, Pairs, build_pairs
 from .positions import Book, Positions, read_positions
 from .results import MarginResult, accounts_frame, addon_charges, by_unit_frame, combine
+
+if TYPE_CHECKING:
+    from ..book import ModelBook
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,6 +205,25 @@ class Engine:
         """The :class:`marginkernel.addons.Context` add-ons compute from for these positions (to
         evaluate or test an add-on on its own: ``addon(engine.context(positions))``)."""
         return self._evaluate(positions, accounts, None, mode)[0].context
+
+    def account_book(
+        self,
+        positions: Any = None,
+        accounts: Iterable[Any] | None = None,
+        *,
+        collateral: Any = None,
+        allow_risk_reducing: bool = True,
+        threads: int = 1,
+    ) -> ModelBook:
+        """The C++ account book of this engine's model, instruments, market and scenario set, loaded
+        with `positions` and `collateral` (as :meth:`margin` takes them): its margin equals
+        :meth:`margin` for each account, and its what-if predicts the margin after a fill exactly
+        (:func:`marginkernel.book.account_book`, docs/book.md)."""
+        from ..book import account_book
+
+        return account_book(
+            self, positions, accounts, collateral=collateral, allow_risk_reducing=allow_risk_reducing, threads=threads
+        )
 
     def margin(
         self, positions: Any, accounts: Iterable[Any] | None = None, *, collateral: Any = None, mode: str | None = None

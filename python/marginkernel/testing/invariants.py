@@ -12,7 +12,7 @@ instruments changes no arithmetic), the check is exact; where it only holds up t
 reordering positions changes the summation order), the bound is relative to the natural scale
 ``sum_k |q_k| * |R[i_k, s]|`` of the netted P&L, or to the price scale of the instrument.
 
-The "margin" used here is the plain worst-loss margin of DESIGN §3 per netting level: for each
+The "margin" used here is the plain worst-loss margin of architecture §3 per netting level: for each
 account, the sum over risk units of ``max(0, -min_s w_s * P'[a, u, s])``.
 """
 
@@ -364,7 +364,7 @@ def check_put_call_parity(k: Any, case: RevalueCase, rtol: float = 1e-13) -> Non
 
 
 def check_inverse_linear_identity(k: Any, case: RevalueCase, rtol: float = 1e-13) -> None:
-    """DESIGN §3: an inverse option's coin P&L is V(F_s)/S_s - V(F)/S with V the linear (quote)
+    """architecture §3: an inverse option's coin P&L is V(F_s)/S_s - V(F)/S with V the linear (quote)
     value, S_s = S x m; an inverse future / perpetual of notional N has coin P&L N (1/F - 1/F_s).
     Tolerance ``rtol`` x the coin price scale (multiplier x max(F, F_s, K) / min(S, S_s) for options,
     N / min(F, F_s) for futures)."""

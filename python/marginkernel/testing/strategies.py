@@ -13,7 +13,7 @@ Each strategy draws arrays in exactly the layout :mod:`marginkernel.kernels` (an
         ...
 
 Ranges are bounded so that every case is well inside double precision and inside the documented
-accuracy of the kernels (DESIGN §3: price error <= 1e-13 of the price scale). They are:
+accuracy of the kernels (architecture §3: price error <= 1e-13 of the price scale). They are:
 
 =====================  =================================================================
 quantity               range (defaults)
