@@ -26,7 +26,9 @@ from marginkernel.account import AccountBook, Check, InputError, Margin, UnitMar
 
 RTOL = 1e-12
 TINY = 1e-290  # absolute slack for gradual underflow (products of tiny values round absolutely)
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 
 
 @pytest.fixture(params=kernels.available_simd_targets())
@@ -58,8 +60,15 @@ class Spec:
 
     def book(self, **kw):
         return AccountBook(
-            self.risk, self.unit, self.n_units, n_accounts=self.n_accounts, weight=self.weight, fx=self.fx,
-            gain_factor=self.gain, mm_factor=self.mm, **kw,
+            self.risk,
+            self.unit,
+            self.n_units,
+            n_accounts=self.n_accounts,
+            weight=self.weight,
+            fx=self.fx,
+            gain_factor=self.gain,
+            mm_factor=self.mm,
+            **kw,
         )
 
     def fill(self, account, instrument, quantity, positions=None, gross=None):
@@ -213,7 +222,9 @@ def test_incremental_refresh_equals_full_recomputation(simd, data, case):
         np.testing.assert_array_equal(ids, np.flatnonzero(spec.unit == u))
         rows = data.draw(arrays(np.float64, (len(ids), spec.risk.shape[1]), elements=values))
         fx = data.draw(st.none() | st.floats(0.01, 1e5))
-        others = [[tuple(book.unit_margin(a, v)) for v in range(spec.n_units) if v != u] for a in range(spec.n_accounts)]
+        others = [
+            [tuple(book.unit_margin(a, v)) for v in range(spec.n_units) if v != u] for a in range(spec.n_accounts)
+        ]
         book.update_unit(u, rows, fx, threads=data.draw(st.sampled_from([1, 2])))
         spec.update(u, rows, fx)
         for a in range(spec.n_accounts):
@@ -443,8 +454,9 @@ def test_update_unit_from_market_revalues_only_that_unit():
 def test_concurrent_readers_and_writers():
     """Python threads: what-ifs (GIL held) against fills and market updates (GIL released)."""
     rng = np.random.default_rng(3)
-    spec = Spec(rng.normal(size=(9, 64)) * 100, np.arange(9) % 3, 3, rng.uniform(0.5, 1, (3, 64)),
-                [1.0, 2.0, 3.0], 0.5, 0.8, 50)
+    spec = Spec(
+        rng.normal(size=(9, 64)) * 100, np.arange(9) % 3, 3, rng.uniform(0.5, 1, (3, 64)), [1.0, 2.0, 3.0], 0.5, 0.8, 50
+    )
     book = spec.book()
     book.add_fill(0, 0, 4.0)
     expected = {book.what_if(0, 0, 1.0).im}

@@ -25,31 +25,54 @@ REL = 1e-12
 
 
 def instruments():
-    return mk.Instruments.from_records([
-        {"id": "F1", "kind": "future", "underlying": "BTC", "expiry": DEC},
-        {"id": "F2", "kind": "future", "underlying": "BTC", "expiry": MAR},
-        {"id": "F3", "kind": "future", "underlying": "BTC", "expiry": JUN},
-        {"id": "C", "kind": "call", "underlying": "BTC", "strike": 100_000.0, "expiry": DEC},
-        {"id": "C2", "kind": "call", "underlying": "BTC", "strike": 110_000.0, "expiry": DEC},
-        {"id": "P", "kind": "put", "underlying": "BTC", "strike": 100_000.0, "expiry": DEC},
-        {"id": "E1", "kind": "future", "underlying": "ETH", "expiry": DEC},
-        {"id": "EP", "kind": "perpetual", "underlying": "ETH"},
-        {"id": "IF", "kind": "future", "underlying": "BTC", "settlement": "inverse", "expiry": DEC, "multiplier": 10.0},
-        {"id": "IC", "kind": "call", "underlying": "BTC", "settlement": "inverse", "strike": 105_000.0, "expiry": MAR},
-        {"id": "SPXC", "kind": "call", "underlying": "SPX", "strike": 5_000.0, "expiry": DEC, "multiplier": 100.0},
-    ])
+    return mk.Instruments.from_records(
+        [
+            {"id": "F1", "kind": "future", "underlying": "BTC", "expiry": DEC},
+            {"id": "F2", "kind": "future", "underlying": "BTC", "expiry": MAR},
+            {"id": "F3", "kind": "future", "underlying": "BTC", "expiry": JUN},
+            {"id": "C", "kind": "call", "underlying": "BTC", "strike": 100_000.0, "expiry": DEC},
+            {"id": "C2", "kind": "call", "underlying": "BTC", "strike": 110_000.0, "expiry": DEC},
+            {"id": "P", "kind": "put", "underlying": "BTC", "strike": 100_000.0, "expiry": DEC},
+            {"id": "E1", "kind": "future", "underlying": "ETH", "expiry": DEC},
+            {"id": "EP", "kind": "perpetual", "underlying": "ETH"},
+            {
+                "id": "IF",
+                "kind": "future",
+                "underlying": "BTC",
+                "settlement": "inverse",
+                "expiry": DEC,
+                "multiplier": 10.0,
+            },
+            {
+                "id": "IC",
+                "kind": "call",
+                "underlying": "BTC",
+                "settlement": "inverse",
+                "strike": 105_000.0,
+                "expiry": MAR,
+            },
+            {"id": "SPXC", "kind": "call", "underlying": "SPX", "strike": 5_000.0, "expiry": DEC, "multiplier": 100.0},
+        ]
+    )
 
 
 def market():
-    return mk.Market.from_dict({
-        "time": T0, "spot": {"BTC": 100_000.0, "ETH": 4_000.0, "SPX": 5_000.0},
-        "vols": {"C": 0.6, "C2": 0.65, "P": 0.6, "IC": 0.55, "SPXC": 0.2},
-    })
+    return mk.Market.from_dict(
+        {
+            "time": T0,
+            "spot": {"BTC": 100_000.0, "ETH": 4_000.0, "SPX": 5_000.0},
+            "vols": {"C": 0.6, "C2": 0.65, "P": 0.6, "IC": 0.55, "SPXC": 0.2},
+        }
+    )
 
 
 def engine(addon_tables: dict | None = None, **model):
-    params = dict(name="t", builder="span16", scenario_params={"price_scan": 0.1, "vol_scan": 0.2, "cover_fraction": 0.0},
-                  addons=addon_tables or {})
+    params = dict(
+        name="t",
+        builder="span16",
+        scenario_params={"price_scan": 0.1, "vol_scan": 0.2, "cover_fraction": 0.0},
+        addons=addon_tables or {},
+    )
     params.update(model)
     return mk.Engine(instruments(), market(), mk.MarginModel(**params))
 
@@ -83,7 +106,9 @@ def test_deltas_are_black76_and_inverse_in_coin():
     assert d["SPXC"] == pytest.approx(100.0 * ndtr(0.5 * 0.2 * np.sqrt(T_DEC)), rel=1e-14)
     # the inverse option's delta (coins of underlying) is the same Black-76 forward delta
     f, k, t, h = 100_000.0, 105_000.0, T_MAR, 1e-6
-    fd = (reference.black76(f * (1 + h), k, 0.55, t, 1.0, True) - reference.black76(f * (1 - h), k, 0.55, t, 1.0, True)) / (2 * h * f)
+    fd = (
+        reference.black76(f * (1 + h), k, 0.55, t, 1.0, True) - reference.black76(f * (1 - h), k, 0.55, t, 1.0, True)
+    ) / (2 * h * f)
     assert d["IC"] == pytest.approx(float(fd), rel=1e-8)
 
 
@@ -91,8 +116,11 @@ def test_deltas_are_black76_and_inverse_in_coin():
 
 
 def test_roll_shock():
-    got = charge("roll_shock", {"annualised_move_risk": 0.1, "min_annualised_move": 0.02},
-                 book(("F1", 2.0), ("F2", -3.0), ("C", -5.0), ("EP", 10.0), ("IF", 1000.0)))
+    got = charge(
+        "roll_shock",
+        {"annualised_move_risk": 0.1, "min_annualised_move": 0.02},
+        book(("F1", 2.0), ("F2", -3.0), ("C", -5.0), ("EP", 10.0), ("IF", 1000.0)),
+    )
     # F1: 0.1 x 34/365 = 0.93 % < 2 % floor; F2: 0.1 x 125/365 = 3.42 %; options not charged (kinds)
     assert got["BTC/USD"] == pytest.approx(2 * 100_000 * 0.02 + 3 * 100_000 * 0.1 * T_MAR, rel=REL)
     assert got["ETH/USD"] == pytest.approx(10 * 4_000 * 0.02, rel=REL)  # perpetual: T = 0 -> the floor
@@ -100,8 +128,11 @@ def test_roll_shock():
 
 
 def test_roll_shock_per_unit_values_and_kinds():
-    got = charge("roll_shock", {"annualised_move_risk": {"default": 0.0, "ETH": 0.5}, "kinds": ["perpetual"]},
-                 book(("F1", 2.0), ("EP", -10.0), ("E1", 3.0)))
+    got = charge(
+        "roll_shock",
+        {"annualised_move_risk": {"default": 0.0, "ETH": 0.5}, "kinds": ["perpetual"]},
+        book(("F1", 2.0), ("EP", -10.0), ("E1", 3.0)),
+    )
     assert got["BTC/USD"] == 0.0
     assert got["ETH/USD"] == 0.0  # a perpetual has T = 0 and the floor defaults to 0
 
@@ -145,8 +176,11 @@ def test_concentration():
 
 
 def test_contingency():
-    got = charge("contingency", {"option_rate": 0.01, "future_rate": 0.02},
-                 book(("C", 10.0), ("P", -5.0), ("F1", 4.0), ("F2", -3.0)))
+    got = charge(
+        "contingency",
+        {"option_rate": 0.01, "future_rate": 0.02},
+        book(("C", 10.0), ("P", -5.0), ("F1", 4.0), ("F2", -3.0)),
+    )
     assert got["BTC/USD"] == pytest.approx(15 * 100_000 * 0.01 + 3 * 100_000 * 0.02, rel=REL)
     got = charge("contingency", {"option_rate": 0.01, "option_side": "short"}, book(("C", 10.0), ("P", -5.0)))
     assert got["BTC/USD"] == pytest.approx(5 * 100_000 * 0.01, rel=REL)
@@ -175,8 +209,11 @@ def test_intra_commodity_spread():
 
 
 def test_inter_commodity_spread_credit():
-    table = {"spreads": [{"rate": 0.5, "legs": [{"unit": "BTC/USD", "side": "A"},
-                                                 {"unit": "ETH/USD", "side": "B", "ratio": 25.0}]}]}
+    table = {
+        "spreads": [
+            {"rate": 0.5, "legs": [{"unit": "BTC/USD", "side": "A"}, {"unit": "ETH/USD", "side": "B", "ratio": 25.0}]}
+        ]
+    }
     got = charge("inter_spread", table, book(("F1", 2.0), ("E1", -50.0)))
     # no extreme cover, futures only: price risk = scan = 2 x $100k x 10 % and 50 x $4k x 10 %;
     # per delta $10,000 (BTC) and $400 (ETH); 2 spreads of 1 BTC : 25 ETH
@@ -188,9 +225,19 @@ def test_inter_commodity_spread_credit():
 
 
 def test_inter_spread_after_intra_uses_the_remaining_deltas():
-    tables = {"intra": {"type": "intra_spread", **INTRA},
-              "inter": {"type": "inter_spread", "after": "intra", "spreads": [
-                  {"rate": 0.5, "legs": [{"unit": "BTC/USD", "side": "B"}, {"unit": "ETH/USD", "side": "A", "ratio": 10.0}]}]}}
+    tables = {
+        "intra": {"type": "intra_spread", **INTRA},
+        "inter": {
+            "type": "inter_spread",
+            "after": "intra",
+            "spreads": [
+                {
+                    "rate": 0.5,
+                    "legs": [{"unit": "BTC/USD", "side": "B"}, {"unit": "ETH/USD", "side": "A", "ratio": 10.0}],
+                }
+            ],
+        },
+    }
     eng = engine(tables)
     positions = book(("F1", 5.0), ("F2", -3.0), ("F3", -4.0), ("E1", 100.0))
     res = eng.margin(positions)
@@ -210,17 +257,26 @@ def test_inter_spread_after_intra_uses_the_remaining_deltas():
 
 
 ALL = {
-    "roll": {"type": "roll_shock", "annualised_move_risk": {"default": 0.1, "ETH": 0.2}, "min_annualised_move": 0.01,
-             "kinds": ["future", "perpetual", "call"]},
+    "roll": {
+        "type": "roll_shock",
+        "annualised_move_risk": {"default": 0.1, "ETH": 0.2},
+        "min_annualised_move": 0.01,
+        "kinds": ["future", "perpetual", "call"],
+    },
     "delta": {"type": "delta_shock", "threshold": 1e5, "shock": 0.05},
     "som": {"type": "short_option_minimum", "rate": 30.0, "method": "max"},
     "pcm": {"type": "per_contract_minimum", "rate": 0.001, "basis": "notional", "tiers": [[0, 1], [500, 3]]},
     "conc": {"type": "concentration", "tiers": [[0, 0.001], [1e6, 0.01]], "measure": "gross_delta"},
     "cont": {"type": "contingency", "option_rate": 0.005, "future_rate": 0.01},
     "intra": {"type": "intra_spread", **INTRA},
-    "inter": {"type": "inter_spread", "after": "intra", "spreads": [
-        {"rate": 0.4, "legs": [{"unit": "BTC/USD", "side": "A"}, {"unit": "ETH/USD", "side": "B", "ratio": 20.0}]},
-        {"rate": 0.3, "legs": [{"unit": "BTC/USD", "side": "A"}, {"unit": "BTC", "side": "B", "ratio": 0.5}]}]},
+    "inter": {
+        "type": "inter_spread",
+        "after": "intra",
+        "spreads": [
+            {"rate": 0.4, "legs": [{"unit": "BTC/USD", "side": "A"}, {"unit": "ETH/USD", "side": "B", "ratio": 20.0}]},
+            {"rate": 0.3, "legs": [{"unit": "BTC/USD", "side": "A"}, {"unit": "BTC", "side": "B", "ratio": 0.5}]},
+        ],
+    },
 }
 
 
@@ -230,11 +286,13 @@ def test_vectorised_equals_reference(seed, mode):
     rng = np.random.default_rng(seed)
     ids = list(instruments().ids)
     n = 400
-    positions = pd.DataFrame({
-        "account": rng.integers(0, 40, n).astype(str),
-        "instrument": rng.choice(ids, n),
-        "quantity": np.round(rng.normal(0, 5, n), 1),
-    })
+    positions = pd.DataFrame(
+        {
+            "account": rng.integers(0, 40, n).astype(str),
+            "instrument": rng.choice(ids, n),
+            "quantity": np.round(rng.normal(0, 5, n), 1),
+        }
+    )
     eng = engine(ALL)
     ctx = eng.context(positions, mode=mode)
     assert ctx.n_pairs > 40
@@ -251,7 +309,12 @@ def test_vectorised_equals_reference(seed, mode):
 
 
 def test_floor_binds_and_breakdown_adds_up():
-    eng = engine({"som": {"type": "short_option_minimum", "rate": 10_000.0}, "roll": {"type": "roll_shock", "min_annualised_move": 0.01}})
+    eng = engine(
+        {
+            "som": {"type": "short_option_minimum", "rate": 10_000.0},
+            "roll": {"type": "roll_shock", "min_annualised_move": 0.01},
+        }
+    )
     res = eng.margin(book(("C2", -1.0), ("F1", 0.001)))
     row = res.accounts.loc["a"]
     scan = row["scan_risk"]
@@ -266,8 +329,20 @@ def test_floor_binds_and_breakdown_adds_up():
 
 
 def test_credit_never_makes_margin_negative():
-    eng = engine({"inter": {"type": "inter_spread", "price_risk": "scan", "spreads": [
-        {"rate": 1.0, "legs": [{"unit": "BTC/USD", "side": "A"}, {"unit": "ETH/USD", "side": "B", "ratio": 25.0}]}]}})
+    eng = engine(
+        {
+            "inter": {
+                "type": "inter_spread",
+                "price_risk": "scan",
+                "spreads": [
+                    {
+                        "rate": 1.0,
+                        "legs": [{"unit": "BTC/USD", "side": "A"}, {"unit": "ETH/USD", "side": "B", "ratio": 25.0}],
+                    }
+                ],
+            }
+        }
+    )
     res = eng.margin(book(("F1", 2.0), ("E1", -50.0)))
     row = res.accounts.loc["a"]
     # 100 % credit on both legs: the whole scan risk
@@ -281,8 +356,13 @@ def test_addon_bad_config_names_the_key():
     with pytest.raises(ValueError, match=r"addons.x.tiers\[1\]\[0\]: starts must increase"):
         addons.build("x", {"type": "concentration", "tiers": [[5, 0.1], [1, 0.2]]})
     with pytest.raises(ValueError, match=r"addons.x.spreads\[0\].legs: legs in one tier must be two"):
-        addons.build("x", {"type": "intra_spread", "spreads": [{"rate": 1.0, "legs": [
-            {"tier": 1, "side": "A"}, {"tier": 1, "side": "A"}]}]})
+        addons.build(
+            "x",
+            {
+                "type": "intra_spread",
+                "spreads": [{"rate": 1.0, "legs": [{"tier": 1, "side": "A"}, {"tier": 1, "side": "A"}]}],
+            },
+        )
     with pytest.raises(ValueError, match=r"addons.x.rate: no value for risk unit 'BTC/USD'"):
         engine({"x": {"type": "short_option_minimum", "rate": {"ETH": 1.0}}})
 

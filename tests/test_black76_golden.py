@@ -33,23 +33,114 @@ HULL = 'Hull, "Options, Futures, and Other Derivatives", 8th ed.'
 # (type, strike, spot or futures price, q, r, T, sigma, published value, tolerance, source)
 GOLDEN = [
     ("call", 65.00, 60.00, 0.00, 0.08, 0.25, 0.30, 2.1334, 5e-5, f"{HAUG_1998} pp. 2-8, Black-Scholes example; {QL}"),
-    ("put", 95.00, 100.00, 0.05, 0.10, 0.50, 0.20, 2.4648, 5e-5, f"{HAUG_1998} pp. 2-8, Merton (1973) index option; {QL}"),
-    ("put", 19.00, 19.00, 0.10, 0.10, 0.75, 0.28, 1.7011, 5e-5, f"{HAUG_1998} pp. 2-8, Black (1976) futures option; {QL}"),
-    ("call", 19.00, 19.00, 0.10, 0.10, 0.75, 0.28, 1.7011, 5e-5, f"{HAUG_1998} pp. 2-8, Black (1976) futures option; {QL}"),
-    ("call", 1.60, 1.56, 0.08, 0.06, 0.50, 0.12, 0.0291, 5e-5, f"{HAUG_1998} pp. 2-8, Garman-Kohlhagen FX option; {QL}"),
+    (
+        "put",
+        95.00,
+        100.00,
+        0.05,
+        0.10,
+        0.50,
+        0.20,
+        2.4648,
+        5e-5,
+        f"{HAUG_1998} pp. 2-8, Merton (1973) index option; {QL}",
+    ),
+    (
+        "put",
+        19.00,
+        19.00,
+        0.10,
+        0.10,
+        0.75,
+        0.28,
+        1.7011,
+        5e-5,
+        f"{HAUG_1998} pp. 2-8, Black (1976) futures option; {QL}",
+    ),
+    (
+        "call",
+        19.00,
+        19.00,
+        0.10,
+        0.10,
+        0.75,
+        0.28,
+        1.7011,
+        5e-5,
+        f"{HAUG_1998} pp. 2-8, Black (1976) futures option; {QL}",
+    ),
+    (
+        "call",
+        1.60,
+        1.56,
+        0.08,
+        0.06,
+        0.50,
+        0.12,
+        0.0291,
+        5e-5,
+        f"{HAUG_1998} pp. 2-8, Garman-Kohlhagen FX option; {QL}",
+    ),
     ("put", 70.00, 75.00, 0.05, 0.10, 0.50, 0.35, 4.0870, 5e-5, f"{HAUG_1998} pp. 2-8, generalized BSM; {QL}"),
     ("call", 40.00, 42.00, 0.08, 0.04, 0.75, 0.35, 5.0975, 5e-5, f"{HAUG_1998} p. 27; {QL}"),
     ("call", 40.00, 42.00, 0.00, 0.10, 0.50, 0.20, 4.76, 5e-3, f"{HULL}, ch. 15 (BSM), worked example S0=42, K=40"),
     ("put", 40.00, 42.00, 0.00, 0.10, 0.50, 0.20, 0.81, 5e-3, f"{HULL}, ch. 15 (BSM), worked example S0=42, K=40"),
-    ("put", 20.00, 20.00, 0.09, 0.09, 4 / 12, 0.25, 1.12, 5e-3, f"{HULL}, ch. 18 (Black's model), crude-oil futures put"),
+    (
+        "put",
+        20.00,
+        20.00,
+        0.09,
+        0.09,
+        4 / 12,
+        0.25,
+        1.12,
+        5e-3,
+        f"{HULL}, ch. 18 (Black's model), crude-oil futures put",
+    ),
 ]
 # Haug (1998) p. 24: the generalized BSM table with S in {90, 100, 110}, X = 100, b = r - q = 0
 # (q = r = 10%), T in {0.1, 0.5}, sigma in {15%, 25%, 35%}; QuantLib ibid.
 _P24 = {
-    "call": [0.0205, 1.8734, 9.9413, 0.3150, 3.1217, 10.3556, 0.9474, 4.3693, 11.1381,
-             0.8069, 4.0232, 10.5769, 2.7026, 6.6997, 12.7857, 4.9329, 9.3679, 15.3086],
-    "put": [9.9210, 1.8734, 0.0408, 10.2155, 3.1217, 0.4551, 10.8479, 4.3693, 1.2376,
-            10.3192, 4.0232, 1.0646, 12.2149, 6.6997, 3.2734, 14.4452, 9.3679, 5.7963],
+    "call": [
+        0.0205,
+        1.8734,
+        9.9413,
+        0.3150,
+        3.1217,
+        10.3556,
+        0.9474,
+        4.3693,
+        11.1381,
+        0.8069,
+        4.0232,
+        10.5769,
+        2.7026,
+        6.6997,
+        12.7857,
+        4.9329,
+        9.3679,
+        15.3086,
+    ],
+    "put": [
+        9.9210,
+        1.8734,
+        0.0408,
+        10.2155,
+        3.1217,
+        0.4551,
+        10.8479,
+        4.3693,
+        1.2376,
+        10.3192,
+        4.0232,
+        1.0646,
+        12.2149,
+        6.6997,
+        3.2734,
+        14.4452,
+        9.3679,
+        5.7963,
+    ],
 }
 for _type, _values in _P24.items():
     _k = 0
@@ -59,7 +150,9 @@ for _type, _values in _P24.items():
                 # 1.8734 (S = 100, T = 0.1, sigma = 15%) is 1.8733446 exactly (mpmath): the table's last
                 # digit is one unit high, so that row gets the tolerance QuantLib uses, 1e-4.
                 tol = 1e-4 if _values[_k] == 1.8734 else 5e-5
-                GOLDEN.append((_type, 100.0, _s, 0.10, 0.10, _t, _v, _values[_k], tol, f"{HAUG_1998} p. 24 table; {QL}"))
+                GOLDEN.append(
+                    (_type, 100.0, _s, 0.10, 0.10, _t, _v, _values[_k], tol, f"{HAUG_1998} p. 24 table; {QL}")
+                )
                 _k += 1
 
 
@@ -70,9 +163,17 @@ def _price(kind, strike, forward, discount, vol, expiry, multiplier=1.0, spot=No
     b = lambda v: np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=float), (n,)))  # noqa: E731
     forward = b(forward)
     _, now = kernels.revalue(
-        kind=kind.astype(np.int8).reshape(n), settlement=np.zeros(n, np.int8), risk_unit=np.zeros(n, np.int32),
-        strike=b(strike), expiry=b(expiry), multiplier=b(multiplier), forward=forward, discount=b(discount),
-        vol=b(vol), spot=np.array([float(forward[0]) if spot is None else spot]), price_multiplier=np.ones((1, 1)),
+        kind=kind.astype(np.int8).reshape(n),
+        settlement=np.zeros(n, np.int8),
+        risk_unit=np.zeros(n, np.int32),
+        strike=b(strike),
+        expiry=b(expiry),
+        multiplier=b(multiplier),
+        forward=forward,
+        discount=b(discount),
+        vol=b(vol),
+        spot=np.array([float(forward[0]) if spot is None else spot]),
+        price_multiplier=np.ones((1, 1)),
     )
     return now
 
@@ -176,16 +277,28 @@ def test_scenario_values_vs_mpmath(target):
         strike = np.tile(strikes, 2)
         with using_simd_target(target):
             risk, now = kernels.revalue(
-                kind=kind, settlement=np.zeros(n, np.int8), risk_unit=np.zeros(n, np.int32), strike=strike,
-                expiry=np.full(n, T), multiplier=np.full(n, mult), forward=np.full(n, F), discount=np.full(n, df),
-                vol=np.full(n, sigma), spot=np.array([F]), price_multiplier=mm[None, :].copy(),
-                vol_shift=vv[None, :].copy(), time_shift=np.full(len(mm), dt), vol_shock="multiplicative",
+                kind=kind,
+                settlement=np.zeros(n, np.int8),
+                risk_unit=np.zeros(n, np.int32),
+                strike=strike,
+                expiry=np.full(n, T),
+                multiplier=np.full(n, mult),
+                forward=np.full(n, F),
+                discount=np.full(n, df),
+                vol=np.full(n, sigma),
+                spot=np.array([F]),
+                price_multiplier=mm[None, :].copy(),
+                vol_shift=vv[None, :].copy(),
+                time_shift=np.full(len(mm), dt),
+                vol_shock="multiplicative",
             )
         later = risk + now[:, None]
         for i in range(n):
             for s in range(len(mm)):
                 sd = mpmath.mpf(sigma) * max(0, 1 + mpmath.mpf(vv[s])) * mpmath.sqrt(mpmath.mpf(T) - mpmath.mpf(dt))
-                want = mult * black76_mp(kind[i] == 2, float(mpmath.mpf(F) * mpmath.mpf(mm[s])), strike[i], float(sd), df)
+                want = mult * black76_mp(
+                    kind[i] == 2, float(mpmath.mpf(F) * mpmath.mpf(mm[s])), strike[i], float(sd), df
+                )
                 err = abs(later[i, s] - want) / (mult * F)
                 worst = max(worst, err)
                 assert err <= PRICE_RTOL, f"K={strike[i]}, m={mm[s]}, v={vv[s]}, dt={dt}: {later[i, s]!r} vs {want!r}"

@@ -33,14 +33,29 @@ PUBLISHED = {
 
 
 def engine(extra_instruments=()):
-    inst = mk.Instruments.from_records([
-        {"id": "BTC-PERPETUAL", "kind": "perpetual", "underlying": "BTC", "settlement": "inverse", "multiplier": 1.0},
-        {"id": "BTC-28JUN24-70000-C", "kind": "call", "underlying": "BTC", "settlement": "inverse",
-         "strike": 70_000.0, "expiry": "2024-06-28T08:00:00Z"},
-        *extra_instruments,
-    ])
-    market = mk.Market.from_dict({"time": T0, "spot": {"BTC": INDEX}, "marks": {"BTC-PERPETUAL": INDEX},
-                                  "vols": {"BTC-28JUN24-70000-C": 0.5}})
+    inst = mk.Instruments.from_records(
+        [
+            {
+                "id": "BTC-PERPETUAL",
+                "kind": "perpetual",
+                "underlying": "BTC",
+                "settlement": "inverse",
+                "multiplier": 1.0,
+            },
+            {
+                "id": "BTC-28JUN24-70000-C",
+                "kind": "call",
+                "underlying": "BTC",
+                "settlement": "inverse",
+                "strike": 70_000.0,
+                "expiry": "2024-06-28T08:00:00Z",
+            },
+            *extra_instruments,
+        ]
+    )
+    market = mk.Market.from_dict(
+        {"time": T0, "spot": {"BTC": INDEX}, "marks": {"BTC-PERPETUAL": INDEX}, "vols": {"BTC-28JUN24-70000-C": 0.5}}
+    )
     return mk.Engine(inst, market, mk.load_model("deribit-pm"))
 
 
@@ -55,7 +70,7 @@ def test_published_risk_vector_of_a_perpetual():
     vec = res.scenario_pnl("a")["BTC"]
     moves = np.round(eng.scenario_set.price_multiplier[0, :9] - 1.0, 10)
     for block in range(3):  # vol up, same, down: a perpetual has no vega
-        got = vec.iloc[9 * block: 9 * block + 9].to_numpy()
+        got = vec.iloc[9 * block : 9 * block + 9].to_numpy()
         for move, want in PUBLISHED.items():
             k = int(np.flatnonzero(np.isclose(moves, move))[0])
             assert got[k] == pytest.approx(want, rel=1e-13, abs=1e-17)
@@ -96,8 +111,18 @@ def test_short_perpetual_is_margined_on_the_up_move():
 
 
 def test_roll_shock_of_a_future_scales_with_time_to_expiry():
-    eng = engine([{"id": "BTC-27DEC24", "kind": "future", "underlying": "BTC", "settlement": "inverse",
-                   "expiry": "2024-12-27T08:00:00Z", "multiplier": 10.0}])
+    eng = engine(
+        [
+            {
+                "id": "BTC-27DEC24",
+                "kind": "future",
+                "underlying": "BTC",
+                "settlement": "inverse",
+                "expiry": "2024-12-27T08:00:00Z",
+                "multiplier": 10.0,
+            }
+        ]
+    )
     t = (pd.Timestamp("2024-12-27T08:00:00Z") - pd.Timestamp(T0)).total_seconds() / (365 * 86400)
     fwd = eng.market.forward[2]
     res = eng.margin([{"account": "a", "instrument": "BTC-27DEC24", "quantity": 1000.0}])

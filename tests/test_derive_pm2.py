@@ -79,7 +79,7 @@ def _case_params(component: str):
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _evaluated(path: Path):
     case = pm2.load_case(path)
     return case, pm2.evaluate(case.portfolio, case.params)
@@ -128,10 +128,15 @@ def test_contingencies(path):
     e = case.expected
     assert_close(res.basis_contingency, e["ForwardContingency"], "ForwardContingency")
     # Derive's JSON shows each contingency as a (negative) margin contribution
-    for name, ours in (("MMPerpCont", res.mm_perp_cont), ("IMPerpCont", res.im_perp_cont),
-                       ("MMBaseCont", res.mm_base_cont), ("IMBaseCont", res.im_base_cont),
-                       ("MMOptionCont", res.mm_option_cont), ("IMOptionCont", res.im_option_cont),
-                       ("OracleCont", res.oracle_cont)):
+    for name, ours in (
+        ("MMPerpCont", res.mm_perp_cont),
+        ("IMPerpCont", res.im_perp_cont),
+        ("MMBaseCont", res.mm_base_cont),
+        ("IMBaseCont", res.im_base_cont),
+        ("MMOptionCont", res.mm_option_cont),
+        ("IMOptionCont", res.im_option_cont),
+        ("OracleCont", res.oracle_cont),
+    ):
         assert_close(-ours, e[name], name)
     assert_close(res.mm_perp_cont + res.im_perp_cont, -e["IMPerpContNormal"], "IMPerpContNormal")
     assert_close(res.mm_option_cont + res.im_option_cont, -e["IMOptionContNormal"], "IMOptionContNormal")
@@ -151,8 +156,11 @@ def test_mark_to_market(path):
     assert_close(res.cash, e["Cash"], "Cash")
     assert_close(res.portfolio_mtm, e["PortfolioMTM"], "PortfolioMTM")
     # Derive lists expiries in OptionFeeds order
-    order = [int(np.flatnonzero(res.expiries == f.expiry_seconds)[0]) for f in case.portfolio.feeds
-             if f.expiry_seconds in res.expiries]
+    order = [
+        int(np.flatnonzero(res.expiries == f.expiry_seconds)[0])
+        for f in case.portfolio.feeds
+        if f.expiry_seconds in res.expiries
+    ]
     assert_close(res.option_mtm_per_expiry[order], e["OptionMTMPerExpiry"], "OptionMTMPerExpiry")
 
 
@@ -189,8 +197,11 @@ def test_worst_scenario(path):
 @pytest.mark.parametrize("path", _case_params("discount_factors"))
 def test_static_discounts(path):
     case, res = _evaluated(path)
-    order = [int(np.flatnonzero(res.expiries == f.expiry_seconds)[0]) for f in case.portfolio.feeds
-             if f.expiry_seconds in res.expiries]
+    order = [
+        int(np.flatnonzero(res.expiries == f.expiry_seconds)[0])
+        for f in case.portfolio.feeds
+        if f.expiry_seconds in res.expiries
+    ]
     expected = np.asarray(case.expected["discount_factors"], dtype=float).reshape(-1, 2)
     assert_close(res.discount_factors[order], expected, "discount_factors", rtol=DIAG_RTOL, atol=0.0)
 
@@ -204,12 +215,17 @@ def test_vol_shocks(path):
     down = np.array([res.vol_shock_down[index[o.expiry_seconds]] for o in pf.options])
     vol = np.array([o.vol for o in pf.options])
     assert_close(up, np.asarray(e["VolShockUpMultiplier"], float).ravel(), "VolShockUpMultiplier", DIAG_RTOL, 0.0)
-    assert_close(down, np.asarray(e["VolShockDownMultiplier"], float).ravel(), "VolShockDownMultiplier",
-                 DIAG_RTOL, 0.0)
-    assert_close(np.maximum(vs.min_vol_up, vol * up), np.asarray(e["VolShockUpEvaluated"], float).ravel(),
-                 "VolShockUpEvaluated", DIAG_RTOL, 0.0)
-    assert_close(vol * down, np.asarray(e["VolShockDownEvaluated"], float).ravel(), "VolShockDownEvaluated",
-                 DIAG_RTOL, 0.0)
+    assert_close(down, np.asarray(e["VolShockDownMultiplier"], float).ravel(), "VolShockDownMultiplier", DIAG_RTOL, 0.0)
+    assert_close(
+        np.maximum(vs.min_vol_up, vol * up),
+        np.asarray(e["VolShockUpEvaluated"], float).ravel(),
+        "VolShockUpEvaluated",
+        DIAG_RTOL,
+        0.0,
+    )
+    assert_close(
+        vol * down, np.asarray(e["VolShockDownEvaluated"], float).ravel(), "VolShockDownEvaluated", DIAG_RTOL, 0.0
+    )
 
 
 @pytest.mark.parametrize("path", _case_params("skew_diagnostics"))
@@ -244,8 +260,9 @@ def test_kernel_matches_reference_engine(path):
     case, res = _evaluated(path)
     ref = pm2.evaluate(case.portfolio, case.params, engine="reference")
     scale = max(1.0, float(np.abs(res.expiry_pnl).max(initial=0.0)), abs(res.portfolio_mtm))
-    assert_close(res.scenario_pnl, ref.scenario_pnl, "scenario P&L, kernel vs reference", rtol=1e-10,
-                 atol=1e-12 * scale)
+    assert_close(
+        res.scenario_pnl, ref.scenario_pnl, "scenario P&L, kernel vs reference", rtol=1e-10, atol=1e-12 * scale
+    )
     assert_close([res.im, res.mm], [ref.im, ref.mm], "IM/MM, kernel vs reference", rtol=1e-10, atol=1e-12 * scale)
 
 
@@ -256,10 +273,10 @@ def test_preset_is_the_fixture_baseline():
     baseline = pm2.load_case(ORACLES / "test_20_structures_basic_put.json").params
     assert [s.kind for s in preset.scenarios] == [s.kind for s in baseline.scenarios]
     assert [s.vol_shock for s in preset.scenarios] == [s.vol_shock for s in baseline.scenarios]
-    assert_close([s.spot_shock for s in preset.scenarios], [s.spot_shock for s in baseline.scenarios], "spot",
-                 1e-15, 0.0)
-    assert_close([s.dampening for s in preset.scenarios], [s.dampening for s in baseline.scenarios], "damp",
-                 1e-15, 0.0)
+    assert_close(
+        [s.spot_shock for s in preset.scenarios], [s.spot_shock for s in baseline.scenarios], "spot", 1e-15, 0.0
+    )
+    assert_close([s.dampening for s in preset.scenarios], [s.dampening for s in baseline.scenarios], "damp", 1e-15, 0.0)
     for group in ("vol_shock", "skew_shock", "margin", "basis", "other"):
         ours, theirs = getattr(preset, group), getattr(baseline, group)
         for name in type(ours).__dataclass_fields__:
@@ -283,12 +300,26 @@ def _synthetic_case() -> dict:
     """A small hand-made case (not oracle data) in the portfolio-case JSON layout."""
     return {
         "Scenario": {
-            "Cash": 1000.0, "Collaterals": [
-                {"Name": "ETH", "Amount": 2.0, "Price": 3000.0, "Confidence": 1.0, "IsRiskCancelling": True,
-                 "IMHaircut": 0.01, "MMHaircut": 0.02},
+            "Cash": 1000.0,
+            "Collaterals": [
+                {
+                    "Name": "ETH",
+                    "Amount": 2.0,
+                    "Price": 3000.0,
+                    "Confidence": 1.0,
+                    "IsRiskCancelling": True,
+                    "IMHaircut": 0.01,
+                    "MMHaircut": 0.02,
+                },
             ],
-            "SpotPrice": 3000.0, "SpotConfidence": 1.0, "NumPerps": -1.0, "PerpPrice": 3001.0,
-            "PerpConfidence": 1.0, "UnrealisedPerpPNL": 0.0, "UnrealisedFunding": 0.0, "StablePrice": 1.0,
+            "SpotPrice": 3000.0,
+            "SpotConfidence": 1.0,
+            "NumPerps": -1.0,
+            "PerpPrice": 3001.0,
+            "PerpConfidence": 1.0,
+            "UnrealisedPerpPNL": 0.0,
+            "UnrealisedFunding": 0.0,
+            "StablePrice": 1.0,
             "StableConfidence": 1.0,
             "Options": [
                 {"Expiry": 14 * 86400, "Strike": 3200.0, "IsCall": 1, "MarkVol": 0.6, "Amount": -3.0},
@@ -296,10 +327,22 @@ def _synthetic_case() -> dict:
                 {"Expiry": 60 * 86400, "Strike": 3000.0, "IsCall": 1, "MarkVol": 0.55, "Amount": 2.0},
             ],
             "OptionFeeds": [
-                {"FeedExpiry": 14 * 86400, "Forward": 3005.0, "ForwardConfidence": 1.0, "Rate": 0.05,
-                 "RateConfidence": 1.0, "OptionVolConfidences": 1.0},
-                {"FeedExpiry": 60 * 86400, "Forward": 3020.0, "ForwardConfidence": 1.0, "Rate": 0.05,
-                 "RateConfidence": 1.0, "OptionVolConfidences": 1.0},
+                {
+                    "FeedExpiry": 14 * 86400,
+                    "Forward": 3005.0,
+                    "ForwardConfidence": 1.0,
+                    "Rate": 0.05,
+                    "RateConfidence": 1.0,
+                    "OptionVolConfidences": 1.0,
+                },
+                {
+                    "FeedExpiry": 60 * 86400,
+                    "Forward": 3020.0,
+                    "ForwardConfidence": 1.0,
+                    "Rate": 0.05,
+                    "RateConfidence": 1.0,
+                    "OptionVolConfidences": 1.0,
+                },
             ],
         },
         "Parameters": pm2.params_to_json(pm2.load_preset()),
@@ -340,24 +383,34 @@ def test_naked_shorts_follow_the_contract_loop():
         (lambda c: c["Scenario"].pop("SpotPrice"), r"Scenario\.SpotPrice: missing"),
         (lambda c: c["Scenario"]["Options"][1].__setitem__("Strike", "abc"), r"Scenario\.Options\[1\]\.Strike"),
         (lambda c: c["Scenario"]["Options"][0].__setitem__("Strike", -5.0), r"Scenario\.Options\[0\]\.Strike"),
-        (lambda c: c["Scenario"]["Options"][0].__setitem__("MarkVol", float("nan")),
-         r"Scenario\.Options\[0\]\.MarkVol"),
+        (
+            lambda c: c["Scenario"]["Options"][0].__setitem__("MarkVol", float("nan")),
+            r"Scenario\.Options\[0\]\.MarkVol",
+        ),
         (lambda c: c["Scenario"]["Options"][0].__setitem__("IsCall", "yes"), r"Scenario\.Options\[0\]\.IsCall"),
         (lambda c: c["Scenario"]["Options"][2].__setitem__("Expiry", 99), r"Scenario\.Options\[2\]\.Expiry"),
         (lambda c: c["Scenario"]["Options"][2].__setitem__("Expiry", 1.5), r"Scenario\.Options\[2\]\.Expiry"),
         (lambda c: c["Scenario"]["OptionFeeds"][0].pop("Forward"), r"Scenario\.OptionFeeds\[0\]\.Forward"),
-        (lambda c: c["Scenario"]["Collaterals"][0].__setitem__("IsRiskCancelling", None),
-         r"Scenario\.Collaterals\[0\]\.IsRiskCancelling"),
+        (
+            lambda c: c["Scenario"]["Collaterals"][0].__setitem__("IsRiskCancelling", None),
+            r"Scenario\.Collaterals\[0\]\.IsRiskCancelling",
+        ),
         (lambda c: c["Scenario"].__setitem__("Options", {}), r"Scenario\.Options: expected a list"),
         (lambda c: c["Scenario"].__setitem__("PerpPrice", 0.0), r"Scenario\.PerpPrice"),
-        (lambda c: c["Parameters"]["Scenarios"][3].__setitem__("VolShockDirection", "Sideways"),
-         r"Parameters\.Scenarios\[3\]\.VolShockDirection"),
-        (lambda c: c["Parameters"]["Scenarios"][0].__setitem__("SpotShock", 0),
-         r"Parameters\.Scenarios\[0\]\.SpotShock"),
+        (
+            lambda c: c["Parameters"]["Scenarios"][3].__setitem__("VolShockDirection", "Sideways"),
+            r"Parameters\.Scenarios\[3\]\.VolShockDirection",
+        ),
+        (
+            lambda c: c["Parameters"]["Scenarios"][0].__setitem__("SpotShock", 0),
+            r"Parameters\.Scenarios\[0\]\.SpotShock",
+        ),
         (lambda c: c["Parameters"]["Margin"].pop("IM_LOSS_FACTOR"), r"Parameters\.Margin\.IM_LOSS_FACTOR: missing"),
         (lambda c: c["Parameters"].pop("SkewShock"), r"Parameters\.SkewShock: missing"),
-        (lambda c: c["Parameters"]["Scenarios"].append(dict(c["Parameters"]["Scenarios"][-1])),
-         r"Parameters\.Scenarios: at most one"),
+        (
+            lambda c: c["Parameters"]["Scenarios"].append(dict(c["Parameters"]["Scenarios"][-1])),
+            r"Parameters\.Scenarios: at most one",
+        ),
         (lambda c: c.__setitem__("Result", {"reg_losses": [], "tail_losses": [], "skew_losses": []}), r"Result"),
         (lambda c: c.pop("Scenario"), r"case\.Scenario: missing"),
     ],

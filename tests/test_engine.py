@@ -26,13 +26,15 @@ def market(**extra):
 
 
 def instruments():
-    return mk.Instruments.from_records([
-        {"id": "F", "kind": "future", "underlying": "BTC", "expiry": EXP},
-        {"id": "C", "kind": "call", "underlying": "BTC", "strike": 100_000.0, "expiry": EXP},
-        {"id": "P", "kind": "put", "underlying": "BTC", "strike": 100_000.0, "expiry": EXP},
-        {"id": "IPERP", "kind": "perpetual", "underlying": "BTC", "settlement": "inverse", "multiplier": 10.0},
-        {"id": "E", "kind": "perpetual", "underlying": "ETH"},
-    ])
+    return mk.Instruments.from_records(
+        [
+            {"id": "F", "kind": "future", "underlying": "BTC", "expiry": EXP},
+            {"id": "C", "kind": "call", "underlying": "BTC", "strike": 100_000.0, "expiry": EXP},
+            {"id": "P", "kind": "put", "underlying": "BTC", "strike": 100_000.0, "expiry": EXP},
+            {"id": "IPERP", "kind": "perpetual", "underlying": "BTC", "settlement": "inverse", "multiplier": 10.0},
+            {"id": "E", "kind": "perpetual", "underlying": "ETH"},
+        ]
+    )
 
 
 def grid_model(**kw):
@@ -68,9 +70,19 @@ def test_engine_matches_the_reference_pipeline():
     eng = mk.Engine(inst, mkt, mk.load_model("deribit-pm"))
     res = eng.margin(positions)
     m, sc = eng.market, eng.scenario_set
-    risk, _ = reference.revalue(inst.kind, inst.settlement, m.unit_of_row, inst.strike, m.expiry_years,
-                                inst.multiplier, m.forward, m.discount, m.vol, m.unit_spot,
-                                **sc.kernel_arguments())
+    risk, _ = reference.revalue(
+        inst.kind,
+        inst.settlement,
+        m.unit_of_row,
+        inst.strike,
+        m.expiry_years,
+        inst.multiplier,
+        m.forward,
+        m.discount,
+        m.vol,
+        m.unit_spot,
+        **sc.kernel_arguments(),
+    )
     np.testing.assert_allclose(eng.risk, risk, rtol=0, atol=1e-9)  # USD-scale values, ~1e-15 relative
     # Deribit's extended table counts options only: futures and perpetuals add nothing there.
     risk[np.ix_(~np.isin(inst.kind, [2, 3]), sc.options_only)] = 0.0
@@ -80,8 +92,9 @@ def test_engine_matches_the_reference_pipeline():
     im = (loss.reshape(pnl.shape[:2]) * m.unit_fx).sum(axis=1)
     np.testing.assert_allclose(res.accounts["scan_risk"].to_numpy(), im, rtol=1e-11)
     # IM = risk-matrix margin + roll shock + delta shock; MM = 0.8 x IM.
-    np.testing.assert_allclose(res.accounts["im"],
-                               res.accounts[["scan_risk", "roll_shock", "delta_shock"]].sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(
+        res.accounts["im"], res.accounts[["scan_risk", "roll_shock", "delta_shock"]].sum(axis=1), rtol=1e-12
+    )
     np.testing.assert_allclose(res.accounts["mm"], 0.8 * res.accounts["im"], rtol=1e-11)
 
 
@@ -104,13 +117,15 @@ def test_accounts_without_positions_get_zero_and_empty_book_is_an_error():
 
 def test_offsetting_positions_and_repeated_rows():
     eng = mk.Engine(instruments(), market(), grid_model())
-    res = eng.margin([
-        {"account": "flat", "instrument": "C", "quantity": 3.0},
-        {"account": "flat", "instrument": "C", "quantity": -3.0},
-        {"account": "twice", "instrument": "F", "quantity": 1.0},
-        {"account": "twice", "instrument": "F", "quantity": 1.0},
-        {"account": "once", "instrument": "F", "quantity": 2.0},
-    ])
+    res = eng.margin(
+        [
+            {"account": "flat", "instrument": "C", "quantity": 3.0},
+            {"account": "flat", "instrument": "C", "quantity": -3.0},
+            {"account": "twice", "instrument": "F", "quantity": 1.0},
+            {"account": "twice", "instrument": "F", "quantity": 1.0},
+            {"account": "once", "instrument": "F", "quantity": 2.0},
+        ]
+    )
     assert res.accounts.loc["flat", "im"] == 0.0
     assert res.accounts.loc["twice", "im"] == res.accounts.loc["once", "im"]
     np.testing.assert_array_equal(res.scenario_pnl("twice"), res.scenario_pnl("once"))
@@ -118,14 +133,17 @@ def test_offsetting_positions_and_repeated_rows():
 
 def test_synthetic_forward_put_call_parity_through_the_engine():
     eng = mk.Engine(instruments(), market(), grid_model())
-    res = eng.margin([
-        {"account": "syn", "instrument": "C", "quantity": 1.0},
-        {"account": "syn", "instrument": "P", "quantity": -1.0},
-        {"account": "fut", "instrument": "F", "quantity": 1.0},
-    ])
+    res = eng.margin(
+        [
+            {"account": "syn", "instrument": "C", "quantity": 1.0},
+            {"account": "syn", "instrument": "P", "quantity": -1.0},
+            {"account": "fut", "instrument": "F", "quantity": 1.0},
+        ]
+    )
     # Zero rates: long call - long put = long forward, scenario by scenario.
-    np.testing.assert_allclose(res.scenario_pnl("syn")["BTC/USD"], res.scenario_pnl("fut")["BTC/USD"],
-                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        res.scenario_pnl("syn")["BTC/USD"], res.scenario_pnl("fut")["BTC/USD"], rtol=0, atol=1e-9
+    )
 
 
 def test_var_and_es_on_joint_historical_scenarios():
@@ -137,11 +155,22 @@ def test_var_and_es_on_joint_historical_scenarios():
     hist = scenarios.historical(eng.market.unit_underlying, {"BTC": returns[0], "ETH": returns[1]})
     eng.scenario_set = hist
     m = eng.market
-    eng.risk, eng.value_now = mk.kernels.revalue(inst.kind, inst.settlement, m.unit_of_row, inst.strike,
-                                                 m.expiry_years, inst.multiplier, m.forward, m.discount, m.vol,
-                                                 m.unit_spot, **hist.kernel_arguments())
-    res = eng.margin([{"account": "a", "instrument": "F", "quantity": 1.0},
-                      {"account": "a", "instrument": "E", "quantity": -10.0}])
+    eng.risk, eng.value_now = mk.kernels.revalue(
+        inst.kind,
+        inst.settlement,
+        m.unit_of_row,
+        inst.strike,
+        m.expiry_years,
+        inst.multiplier,
+        m.forward,
+        m.discount,
+        m.vol,
+        m.unit_spot,
+        **hist.kernel_arguments(),
+    )
+    res = eng.margin(
+        [{"account": "a", "instrument": "F", "quantity": 1.0}, {"account": "a", "instrument": "E", "quantity": -10.0}]
+    )
     joint = 100_000.0 * (1 + returns[0] - 1) - 10 * 4_000.0 * returns[1]
     var, es = reference.value_at_risk(joint[None, :], 0.975)
     assert res.accounts.loc["a", "im"] == pytest.approx(es[0], rel=1e-12)
@@ -151,16 +180,20 @@ def test_var_and_es_on_joint_historical_scenarios():
 def test_scenario_builders_follow_their_definitions():
     span = scenarios.span16(["X"], price_scan=0.09, vol_scan=0.2)
     assert span.n_scenarios == 16
-    np.testing.assert_allclose(span.price_multiplier[0, [0, 2, 6, 10, 14, 15]],
-                               [1.0, 1.03, 1.06, 1.09, 1.27, 0.73], rtol=1e-15)
+    np.testing.assert_allclose(
+        span.price_multiplier[0, [0, 2, 6, 10, 14, 15]], [1.0, 1.03, 1.06, 1.09, 1.27, 0.73], rtol=1e-15
+    )
     np.testing.assert_array_equal(span.weight[0, 14:], [0.35, 0.35])
     np.testing.assert_array_equal(span.weight[0, :14], 1.0)
     np.testing.assert_allclose(span.time_shift, 1 / 365)
     assert span.vol_shock == "relative" and span.vol_shift[0, 0] == 0.2 and span.vol_shift[0, 1] == -0.2
 
     occ = scenarios.range_points(["X"], up=0.06, down=0.08, points=10)
-    np.testing.assert_allclose(occ.price_multiplier[0] - 1,
-                               [-0.08, -0.064, -0.048, -0.032, -0.016, 0.012, 0.024, 0.036, 0.048, 0.06], atol=1e-15)
+    np.testing.assert_allclose(
+        occ.price_multiplier[0] - 1,
+        [-0.08, -0.064, -0.048, -0.032, -0.016, 0.012, 0.024, 0.036, 0.048, 0.06],
+        atol=1e-15,
+    )
 
     der = scenarios.deribit_grid(["BTC", "ETH"], price_range={"BTC": 0.16, "ETH": 0.18})
     assert der.n_scenarios == 27 + 8
@@ -171,8 +204,14 @@ def test_scenario_builders_follow_their_definitions():
 
 def test_demo_runs_and_is_consistent():
     eng, res = run_demo()
-    assert list(res.accounts.index) == ["delta-hedged", "naked-short", "calendar", "long-straddle",
-                                        "perp-basis", "eth-hedged"]
+    assert list(res.accounts.index) == [
+        "delta-hedged",
+        "naked-short",
+        "calendar",
+        "long-straddle",
+        "perp-basis",
+        "eth-hedged",
+    ]
     assert (res.accounts["im"] > 0).all()
     np.testing.assert_allclose(res.accounts["mm"], 0.8 * res.accounts["im"], rtol=1e-15)
     # The naked short is the riskiest book; the calendar spread nets almost everything.
@@ -193,13 +232,23 @@ def test_cli_demo_and_json(capsys):
 def test_cli_margin_on_files(tmp_path, capsys):
     inst, _, positions = demo_inputs()
     inst.to_frame().assign(expiry=lambda f: f["expiry"].astype(str).replace("NaT", "")).to_csv(
-        tmp_path / "inst.csv", index=False)
+        tmp_path / "inst.csv", index=False
+    )
     positions.to_csv(tmp_path / "pos.csv", index=False)
     from importlib import resources
 
     (tmp_path / "mkt.toml").write_bytes((resources.files("marginkernel") / "data" / "demo_market.toml").read_bytes())
-    args = ["margin", str(tmp_path / "pos.csv"), "--model", "deribit-pm", "--instruments", str(tmp_path / "inst.csv"),
-            "--market", str(tmp_path / "mkt.toml"), "--json"]
+    args = [
+        "margin",
+        str(tmp_path / "pos.csv"),
+        "--model",
+        "deribit-pm",
+        "--instruments",
+        str(tmp_path / "inst.csv"),
+        "--market",
+        str(tmp_path / "mkt.toml"),
+        "--json",
+    ]
     assert cli_main(args) == 0
     data = json.loads(capsys.readouterr().out)
     _, expected = run_demo()
@@ -212,18 +261,22 @@ def test_cli_margin_on_files(tmp_path, capsys):
 
 # --- bad input ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("record, message", [
-    ({"id": "X", "kind": "swap", "underlying": "BTC"}, "kind"),
-    ({"id": "X", "kind": "call", "underlying": "BTC", "expiry": EXP}, "strike"),
-    ({"id": "X", "kind": "call", "underlying": "BTC", "strike": -1.0, "expiry": EXP}, "strike"),
-    ({"id": "X", "kind": "call", "underlying": "BTC", "strike": float("nan"), "expiry": EXP}, "strike"),
-    ({"id": "X", "kind": "future", "underlying": "BTC"}, "expiry"),
-    ({"id": "X", "kind": "future", "underlying": "BTC", "expiry": "not a date"}, "expiry"),
-    ({"id": "X", "kind": "future", "underlying": "BTC", "expiry": EXP, "multiplier": 0.0}, "multiplier"),
-    ({"id": "X", "kind": "future", "underlying": "BTC", "expiry": EXP, "settlement": "quanto"}, "settlement"),
-    ({"id": "X", "kind": "future", "underlying": "BTC", "expiry": EXP, "colour": "red"}, "unknown field"),
-    ({"id": "", "kind": "future", "underlying": "BTC", "expiry": EXP}, "'id'"),
-])
+
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ({"id": "X", "kind": "swap", "underlying": "BTC"}, "kind"),
+        ({"id": "X", "kind": "call", "underlying": "BTC", "expiry": EXP}, "strike"),
+        ({"id": "X", "kind": "call", "underlying": "BTC", "strike": -1.0, "expiry": EXP}, "strike"),
+        ({"id": "X", "kind": "call", "underlying": "BTC", "strike": float("nan"), "expiry": EXP}, "strike"),
+        ({"id": "X", "kind": "future", "underlying": "BTC"}, "expiry"),
+        ({"id": "X", "kind": "future", "underlying": "BTC", "expiry": "not a date"}, "expiry"),
+        ({"id": "X", "kind": "future", "underlying": "BTC", "expiry": EXP, "multiplier": 0.0}, "multiplier"),
+        ({"id": "X", "kind": "future", "underlying": "BTC", "expiry": EXP, "settlement": "quanto"}, "settlement"),
+        ({"id": "X", "kind": "future", "underlying": "BTC", "expiry": EXP, "colour": "red"}, "unknown field"),
+        ({"id": "", "kind": "future", "underlying": "BTC", "expiry": EXP}, "'id'"),
+    ],
+)
 def test_bad_instrument_records_name_the_field(record, message):
     with pytest.raises((ValueError, TypeError), match=message):
         mk.Instruments.from_records([{"id": "OK", "kind": "perpetual", "underlying": "BTC"}, record])
@@ -236,28 +289,40 @@ def test_duplicate_and_empty_instruments():
         mk.Instruments.from_records([])
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"spot": {"ETH": 4000.0}}, "no index price for underlying 'BTC'"),
-    ({"spot": {"BTC": -1.0, "ETH": 4000.0}}, r"market.spot.BTC: must be > 0"),
-    ({"spot": {"BTC": float("inf"), "ETH": 4000.0}}, r"market.spot.BTC: must be finite"),
-    ({"vols": {"C": 0.5}}, "no implied vol for option 'P'"),
-    ({"vols": {"C": -0.5, "P": 0.5}}, r"market.vols.C: must be >= 0"),
-    ({"carry": {"BTC": "high"}}, r"market.carry.BTC: must be a number"),
-    ({"tide": 1}, "unknown key"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"spot": {"ETH": 4000.0}}, "no index price for underlying 'BTC'"),
+        ({"spot": {"BTC": -1.0, "ETH": 4000.0}}, r"market.spot.BTC: must be > 0"),
+        ({"spot": {"BTC": float("inf"), "ETH": 4000.0}}, r"market.spot.BTC: must be finite"),
+        ({"vols": {"C": 0.5}}, "no implied vol for option 'P'"),
+        ({"vols": {"C": -0.5, "P": 0.5}}, r"market.vols.C: must be >= 0"),
+        ({"carry": {"BTC": "high"}}, r"market.carry.BTC: must be a number"),
+        ({"tide": 1}, "unknown key"),
+    ],
+)
 def test_bad_market_names_the_field(change, message):
     with pytest.raises((ValueError, TypeError), match=message):
         mk.Engine(instruments(), market(**change), grid_model())
 
 
-@pytest.mark.parametrize("positions, exc, message", [
-    ([{"account": "a", "instrument": "NOPE", "quantity": 1.0}], ValueError, r"row 0: unknown instrument 'NOPE'"),
-    ([{"account": "a", "instrument": "F", "quantity": 1.0},
-      {"account": "a", "instrument": "F", "quantity": float("nan")}], ValueError, "row 1: quantity must be finite"),
-    ([{"account": "a", "instrument": "F", "quantity": "ten"}], TypeError, "quantity: must be numeric"),
-    ([{"account": None, "instrument": "F", "quantity": 1.0}], ValueError, "row 0: missing account"),
-    ([{"account": "a", "instrument": "F"}], ValueError, r"missing column\(s\) \['quantity'\]"),
-])
+@pytest.mark.parametrize(
+    "positions, exc, message",
+    [
+        ([{"account": "a", "instrument": "NOPE", "quantity": 1.0}], ValueError, r"row 0: unknown instrument 'NOPE'"),
+        (
+            [
+                {"account": "a", "instrument": "F", "quantity": 1.0},
+                {"account": "a", "instrument": "F", "quantity": float("nan")},
+            ],
+            ValueError,
+            "row 1: quantity must be finite",
+        ),
+        ([{"account": "a", "instrument": "F", "quantity": "ten"}], TypeError, "quantity: must be numeric"),
+        ([{"account": None, "instrument": "F", "quantity": 1.0}], ValueError, "row 0: missing account"),
+        ([{"account": "a", "instrument": "F"}], ValueError, r"missing column\(s\) \['quantity'\]"),
+    ],
+)
 def test_bad_positions_name_the_row(positions, exc, message):
     eng = mk.Engine(instruments(), market(), grid_model())
     with pytest.raises(exc, match=message):
@@ -291,8 +356,9 @@ def test_model_file_errors_name_the_key(tmp_path):
 
 
 def test_discount_factor_per_expiry_overrides_rates():
-    inst = mk.Instruments.from_records([{"id": "C", "kind": "call", "underlying": "BTC", "strike": 100.0,
-                                         "expiry": "2027-01-01T00:00:00Z"}])
+    inst = mk.Instruments.from_records(
+        [{"id": "C", "kind": "call", "underlying": "BTC", "strike": 100.0, "expiry": "2027-01-01T00:00:00Z"}]
+    )
     base = {"time": "2026-01-01T00:00:00Z", "spot": {"BTC": 100.0}, "vols": {"C": 0.5}, "rates": {"BTC": 0.05}}
     by_rate = mk.Market.from_dict(base).resolve(inst).discount[0]
     assert by_rate == pytest.approx(math.exp(-0.05), rel=1e-15)
@@ -306,8 +372,18 @@ def test_revalue_into_a_reused_buffer():
     inst = instruments()
     eng = mk.Engine(inst, market(), grid_model())
     m, sc = eng.market, eng.scenario_set
-    args = (inst.kind, inst.settlement, m.unit_of_row, inst.strike, m.expiry_years, inst.multiplier, m.forward,
-            m.discount, m.vol, m.unit_spot)
+    args = (
+        inst.kind,
+        inst.settlement,
+        m.unit_of_row,
+        inst.strike,
+        m.expiry_years,
+        inst.multiplier,
+        m.forward,
+        m.discount,
+        m.vol,
+        m.unit_spot,
+    )
     out = np.full_like(eng.risk, np.nan)
     risk, _ = mk.kernels.revalue(*args, out=out, **sc.kernel_arguments())
     assert risk is out

@@ -25,6 +25,7 @@ SCALE = int(os.environ.get("MK_HYPOTHESIS_SCALE", "1"))
 #: kernels on each target, then the reference
 IMPLS = [pytest.param(t, id=t) for t in TARGETS] + [pytest.param("reference", id="reference")]
 
+
 class Impl:
     """The kernels on one SIMD target (or the reference) as a kernels-like object."""
 
@@ -215,8 +216,17 @@ def test_long_option_premium_bound_is_attained():
     """Non-vacuous: a call whose underlying falls to 20% loses (almost) all its premium."""
     case = mks.RevalueCase(
         mks.Market(np.array([100.0])),
-        mks.Instruments(np.array([2], np.int8), np.array([0], np.int8), np.array([0], np.int32), np.array([100.0]),
-                        np.array([0.1]), np.array([1.0]), np.array([100.0]), np.array([1.0]), np.array([0.5])),
+        mks.Instruments(
+            np.array([2], np.int8),
+            np.array([0], np.int8),
+            np.array([0], np.int32),
+            np.array([100.0]),
+            np.array([0.1]),
+            np.array([1.0]),
+            np.array([100.0]),
+            np.array([1.0]),
+            np.array([0.5]),
+        ),
         mks.Scenarios(np.array([[0.2, 1.0, 1.5]]), None, np.array([0.0, 0.0, 0.1])),
     )
     risk, now = kernels.revalue(**case.kwargs())
@@ -246,8 +256,19 @@ def test_inverse_linear_identity(impl, case):
 def test_inverse_identity_numbers():
     """The identity on numbers worked by hand: BTC inverse future of 10 USD notional, F = 50,000,
     F_s = 40,000: coin P&L = 10 (1/50000 - 1/40000) = -5e-5 BTC."""
-    kw = dict(kind=[0], settlement=[1], risk_unit=[0], strike=[1.0], expiry=[0.1], multiplier=[10.0],
-              forward=[50000.0], discount=[1.0], vol=[0.5], spot=[50000.0], price_multiplier=[[0.8, 1.0, 1.25]])
+    kw = dict(
+        kind=[0],
+        settlement=[1],
+        risk_unit=[0],
+        strike=[1.0],
+        expiry=[0.1],
+        multiplier=[10.0],
+        forward=[50000.0],
+        discount=[1.0],
+        vol=[0.5],
+        spot=[50000.0],
+        price_multiplier=[[0.8, 1.0, 1.25]],
+    )
     r, v = kernels.revalue(**kw)
     np.testing.assert_allclose(r[0], [-5e-5, 0.0, 4e-5], rtol=1e-15, atol=0)
     assert v[0] == 0.0
@@ -292,9 +313,17 @@ def test_wider_price_range_never_lowers_margin(impl, grids):
 
 def test_wider_range_raises_margin_of_a_short_straddle():
     """Non-vacuous: a short straddle's margin grows strictly with the price range."""
-    ins = mks.Instruments(np.array([2, 3], np.int8), np.array([0, 0], np.int8), np.array([0, 0], np.int32),
-                          np.array([100.0, 100.0]), np.array([0.25, 0.25]), np.array([1.0, 1.0]),
-                          np.array([100.0, 100.0]), np.array([0.99, 0.99]), np.array([0.4, 0.4]))
+    ins = mks.Instruments(
+        np.array([2, 3], np.int8),
+        np.array([0, 0], np.int8),
+        np.array([0, 0], np.int32),
+        np.array([100.0, 100.0]),
+        np.array([0.25, 0.25]),
+        np.array([1.0, 1.0]),
+        np.array([100.0, 100.0]),
+        np.array([0.99, 0.99]),
+        np.array([0.4, 0.4]),
+    )
     pos = mks.Positions(np.array([0, 2], np.int64), np.array([0, 1], np.int32), np.array([-1.0, -1.0]))
     margins = []
     for r in (0.05, 0.1, 0.2):

@@ -54,12 +54,17 @@ def net_inputs() -> dict:
 
 
 def worst_inputs() -> dict:
-    return dict(pnl=np.array([[-1.0, 2.0, -3.0], [4.0, -5.0, 6.0]]), weight=np.array([[1.0, 0.5, 1.0]]), gain_factor=0.5)
+    return dict(
+        pnl=np.array([[-1.0, 2.0, -3.0], [4.0, -5.0, 6.0]]), weight=np.array([[1.0, 0.5, 1.0]]), gain_factor=0.5
+    )
 
 
 def var_inputs() -> dict:
-    return dict(pnl=np.array([[-1.0, 2.0, -3.0, 0.5], [4.0, -5.0, 6.0, 1.0]]), confidence=0.75,
-                probability=np.array([0.1, 0.2, 0.3, 0.4]))
+    return dict(
+        pnl=np.array([[-1.0, 2.0, -3.0, 0.5], [4.0, -5.0, 6.0, 1.0]]),
+        confidence=0.75,
+        probability=np.array([0.1, 0.2, 0.3, 0.4]),
+    )
 
 
 def _snapshot(kwargs):
@@ -96,13 +101,19 @@ def rejects(fn, kwargs, exc, field, row=None, input_error=True):
 def test_input_error_is_a_value_error():
     assert issubclass(InputError, ValueError)
     assert marginkernel.InputError is kernels.InputError
-    err = rejects(kernels.revalue, {**revalue_inputs(), "vol": np.array([0.0, 0.0, 0.5, -0.75, 0.0])}, InputError, "vol", 3)
+    err = rejects(
+        kernels.revalue, {**revalue_inputs(), "vol": np.array([0.0, 0.0, 0.5, -0.75, 0.0])}, InputError, "vol", 3
+    )
     assert "must be finite and >= 0" in str(err) and "-0.75" in str(err)
 
 
 def test_valid_inputs_are_accepted_and_not_modified():
-    for fn, make in ((kernels.revalue, revalue_inputs), (kernels.net, net_inputs),
-                     (kernels.worst_loss, worst_inputs), (kernels.value_at_risk, var_inputs)):
+    for fn, make in (
+        (kernels.revalue, revalue_inputs),
+        (kernels.net, net_inputs),
+        (kernels.worst_loss, worst_inputs),
+        (kernels.value_at_risk, var_inputs),
+    ):
         kw = make()
         before = _snapshot(kw)
         out = fn(**kw)
@@ -167,15 +178,24 @@ def test_revalue_bad_value(field, index, bad, row):
 
 @pytest.mark.parametrize(
     "name,value",
-    [("tau_floor_days", 0.0), ("tau_floor_days", -1.0), ("tau_floor_days", NAN), ("short_power", NAN),
-     ("long_power", INF), ("vol_up_floor", -0.1), ("vol_up_floor", NAN)],
+    [
+        ("tau_floor_days", 0.0),
+        ("tau_floor_days", -1.0),
+        ("tau_floor_days", NAN),
+        ("short_power", NAN),
+        ("long_power", INF),
+        ("vol_up_floor", -0.1),
+        ("vol_up_floor", NAN),
+    ],
 )
 def test_revalue_bad_scalar(name, value):
     rejects(kernels.revalue, {**revalue_inputs(), name: value}, InputError, name)
 
 
 def test_revalue_unknown_vol_shock():
-    err = rejects(kernels.revalue, {**revalue_inputs(), "vol_shock": "exponential"}, ValueError, "vol_shock", input_error=False)
+    err = rejects(
+        kernels.revalue, {**revalue_inputs(), "vol_shock": "exponential"}, ValueError, "vol_shock", input_error=False
+    )
     assert "multiplicative" in str(err)
 
 
@@ -231,8 +251,12 @@ def test_revalue_compatible_dtypes_are_converted():
     """int64 for int8 / int32 fields and float32 for float64 fields are accepted (exact)."""
     kw = revalue_inputs()
     want, _ = kernels.revalue(**kw)
-    kw2 = {**kw, "kind": kw["kind"].astype(np.int64), "risk_unit": kw["risk_unit"].astype(np.uint8),
-           "spot": kw["spot"].astype(np.float32)}
+    kw2 = {
+        **kw,
+        "kind": kw["kind"].astype(np.int64),
+        "risk_unit": kw["risk_unit"].astype(np.uint8),
+        "spot": kw["spot"].astype(np.float32),
+    }
     got, _ = kernels.revalue(**kw2)
     np.testing.assert_array_equal(got, want)
 
@@ -283,8 +307,14 @@ def test_revalue_non_contiguous(field, make):
 
 def test_revalue_empty():
     kw = revalue_inputs()
-    no_instruments = {k: (v[:0] if k in ("kind", "settlement", "risk_unit", "strike", "expiry", "multiplier",
-                                          "forward", "discount", "vol") else v) for k, v in kw.items()}
+    no_instruments = {
+        k: (
+            v[:0]
+            if k in ("kind", "settlement", "risk_unit", "strike", "expiry", "multiplier", "forward", "discount", "vol")
+            else v
+        )
+        for k, v in kw.items()
+    }
     rejects(kernels.revalue, no_instruments, InputError, "instruments")
     no_units = {**kw, "spot": np.zeros(0), "price_multiplier": np.ones((0, 6)), "vol_shift": np.zeros((0, 6))}
     rejects(kernels.revalue, no_units, InputError, "spot")
@@ -318,7 +348,9 @@ def test_net_bad_value(field, index, bad, row):
 
 
 def test_net_last_start_must_be_number_of_positions():
-    rejects(kernels.net, {**net_inputs(), "account_start": np.array([0, 2, 2, 3], np.int64)}, InputError, "account_start", 3)
+    rejects(
+        kernels.net, {**net_inputs(), "account_start": np.array([0, 2, 2, 3], np.int64)}, InputError, "account_start", 3
+    )
     rejects(kernels.net, {**net_inputs(), "account_start": np.zeros(0, np.int64)}, InputError, "account_start")
 
 
@@ -354,8 +386,12 @@ def test_net_bad_array(field, value, exc, input_error):
 def test_net_empty():
     rejects(kernels.net, {**net_inputs(), "risk": np.zeros((3, 0))}, InputError, "risk")
     # no accounts, or accounts without positions, are valid: zero rows / zero P&L
-    kw = {**net_inputs(), "account_start": np.zeros(1, np.int64), "instrument": np.zeros(0, np.int32),
-          "quantity": np.zeros(0)}
+    kw = {
+        **net_inputs(),
+        "account_start": np.zeros(1, np.int64),
+        "instrument": np.zeros(0, np.int32),
+        "quantity": np.zeros(0),
+    }
     assert kernels.net(**kw).shape == (0, 2, 4)
     kw["account_start"] = np.zeros(3, np.int64)
     np.testing.assert_array_equal(kernels.net(**kw), np.zeros((2, 2, 4)))
@@ -371,6 +407,7 @@ def test_net_non_finite_risk(bad):
 
 # ---------------------------------------------------------------------------------------------
 # worst_loss
+
 
 @pytest.mark.parametrize("col", [0])
 @pytest.mark.parametrize("bad", [NAN, -INF])

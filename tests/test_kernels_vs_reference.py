@@ -34,8 +34,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from marginkernel import kernels, reference
-from marginkernel.testing import simd_targets, using_simd_target
 from marginkernel.testing import invariants as inv
+from marginkernel.testing import simd_targets, using_simd_target
 from marginkernel.testing import strategies as mks
 
 TARGETS = simd_targets()
@@ -164,8 +164,19 @@ def test_zero_scenario_is_exactly_zero(target, data):
         inv.check_zero_scenario(reference, case)
 
 
-_ZERO_KW = dict(kind=[2], settlement=[0], risk_unit=[0], strike=[1.0], expiry=[2.0], multiplier=[1.0],
-                forward=[1.0], discount=[1.0], vol=[1.0], spot=[1.0], price_multiplier=np.ones((1, 1)))
+_ZERO_KW = dict(
+    kind=[2],
+    settlement=[0],
+    risk_unit=[0],
+    strike=[1.0],
+    expiry=[2.0],
+    multiplier=[1.0],
+    forward=[1.0],
+    discount=[1.0],
+    vol=[1.0],
+    spot=[1.0],
+    price_multiplier=np.ones((1, 1)),
+)
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -179,8 +190,17 @@ def test_zero_scenario_with_time_shift(target):
 @pytest.mark.parametrize("target", TARGETS)
 def test_zero_scenario_inverse_option(target):
     """Minimal case: an inverse put, spot 3, F = 2.9, K = 3.5, m = 1: coin P&L must be exactly 0."""
-    kw = dict(_ZERO_KW, kind=[3], settlement=[1], strike=[3.5], expiry=[0.5], forward=[2.9], discount=[0.8125],
-              vol=[0.3], spot=[3.0])
+    kw = dict(
+        _ZERO_KW,
+        kind=[3],
+        settlement=[1],
+        strike=[3.5],
+        expiry=[0.5],
+        forward=[2.9],
+        discount=[0.8125],
+        vol=[0.3],
+        spot=[3.0],
+    )
     with using_simd_target(target):
         r, _ = kernels.revalue(**kw)
     assert r[0, 0] == 0.0, f"R = {r[0, 0]!r}"

@@ -21,14 +21,16 @@ REL = 1e-12
 
 
 def instruments():
-    return mk.Instruments.from_records([
-        {"id": "F", "kind": "future", "underlying": "BTC", "expiry": "2026-12-25T08:00:00Z"},
-        {"id": "F2", "kind": "future", "underlying": "BTC", "expiry": "2027-03-26T08:00:00Z"},
-        {"id": "F3", "kind": "future", "underlying": "BTC", "expiry": "2027-06-25T08:00:00Z"},
-        {"id": "E", "kind": "perpetual", "underlying": "ETH"},
-        {"id": "U", "kind": "perpetual", "underlying": "BTC", "currency": "USDC"},
-        {"id": "I", "kind": "perpetual", "underlying": "BTC", "settlement": "inverse", "multiplier": 10.0},
-    ])
+    return mk.Instruments.from_records(
+        [
+            {"id": "F", "kind": "future", "underlying": "BTC", "expiry": "2026-12-25T08:00:00Z"},
+            {"id": "F2", "kind": "future", "underlying": "BTC", "expiry": "2027-03-26T08:00:00Z"},
+            {"id": "F3", "kind": "future", "underlying": "BTC", "expiry": "2027-06-25T08:00:00Z"},
+            {"id": "E", "kind": "perpetual", "underlying": "ETH"},
+            {"id": "U", "kind": "perpetual", "underlying": "BTC", "currency": "USDC"},
+            {"id": "I", "kind": "perpetual", "underlying": "BTC", "settlement": "inverse", "multiplier": 10.0},
+        ]
+    )
 
 
 MARKET = mk.Market.from_dict({"time": T0, "spot": {"BTC": 100_000.0, "ETH": 4_000.0}})
@@ -47,25 +49,31 @@ def book(*rows, account="a"):
 LONG_BTC_SHORT_ETH = book(("F", 1.0), ("E", -10.0))
 
 
-@pytest.mark.parametrize("netting, gain, cap, want", [
-    ("risk_unit", 1.0, math.inf, 10_000 + 4_000),
-    ("currency", 1.0, math.inf, 6_000),      # [-10k + 4k, +10k - 4k]
-    ("currency", 0.0, math.inf, 10_000),     # gains never offset: [-10k, -4k]
-    ("currency", 0.5, math.inf, 8_000),      # [-10k + 2k, -4k + 5k]
-    ("currency", 1.0, 1_000.0, 9_000),       # at most $1,000 of gains offset: [-9k, -3k]
-    ("currency", {"default": 1.0, "BTC/USD": 0.0}, math.inf, 6_000),  # BTC's gains out: [-10k + 4k, 0 - 4k]
-])
+@pytest.mark.parametrize(
+    "netting, gain, cap, want",
+    [
+        ("risk_unit", 1.0, math.inf, 10_000 + 4_000),
+        ("currency", 1.0, math.inf, 6_000),  # [-10k + 4k, +10k - 4k]
+        ("currency", 0.0, math.inf, 10_000),  # gains never offset: [-10k, -4k]
+        ("currency", 0.5, math.inf, 8_000),  # [-10k + 2k, -4k + 5k]
+        ("currency", 1.0, 1_000.0, 9_000),  # at most $1,000 of gains offset: [-9k, -3k]
+        ("currency", {"default": 1.0, "BTC/USD": 0.0}, math.inf, 6_000),  # BTC's gains out: [-10k + 4k, 0 - 4k]
+    ],
+)
 def test_netting_levels_and_gain_haircut(netting, gain, cap, want):
     res = engine(netting=netting, gain_factor=gain, gain_cap=cap).margin(LONG_BTC_SHORT_ETH)
     assert res.accounts.loc["a", "im"] == pytest.approx(want, rel=REL)
     assert res.accounts.loc["a", "worst_unit"] == ("USD" if netting == "currency" else "BTC/USD")
 
 
-@pytest.mark.parametrize("gain, cap, want", [
-    (1.0, math.inf, 4_000),                  # USD [-6k, +6k] + USDC [+10k, -10k]
-    ({"default": 1.0, "USDC": 0.0}, math.inf, 6_000),  # [-6k + 0, +6k - 10k]
-    (1.0, 1_000.0, 9_000),                   # [-6k + 1k, -10k + 1k]
-])
+@pytest.mark.parametrize(
+    "gain, cap, want",
+    [
+        (1.0, math.inf, 4_000),  # USD [-6k, +6k] + USDC [+10k, -10k]
+        ({"default": 1.0, "USDC": 0.0}, math.inf, 6_000),  # [-6k + 0, +6k - 10k]
+        (1.0, 1_000.0, 9_000),  # [-6k + 1k, -10k + 1k]
+    ],
+)
 def test_account_netting_across_settlement_currencies(gain, cap, want):
     positions = LONG_BTC_SHORT_ETH + book(("U", -1.0))
     res = engine(netting="account", gain_factor=gain, gain_cap=cap).margin(positions)
@@ -90,12 +98,14 @@ def test_isolated_margins_each_position_alone():
 
 
 def test_per_position_margin_mode_column():
-    positions = pd.DataFrame({
-        "account": ["a", "a", "a", "b"],
-        "instrument": ["F", "F2", "F3", "F"],
-        "quantity": [1.0, -1.0, 1.0, 2.0],
-        "margin_mode": ["isolated", None, "cross", "isolated"],
-    })
+    positions = pd.DataFrame(
+        {
+            "account": ["a", "a", "a", "b"],
+            "instrument": ["F", "F2", "F3", "F"],
+            "quantity": [1.0, -1.0, 1.0, 2.0],
+            "margin_mode": ["isolated", None, "cross", "isolated"],
+        }
+    )
     before = positions.copy()
     res = engine().margin(positions)
     # a: F alone (10k) + the cross group F2 / F3 netting to 0; b: 2 x 10k
@@ -115,11 +125,13 @@ def test_isolated_addons_apply_per_position():
 
 def test_collateral_equity_ratio_and_liquidation():
     eng = engine(mm_factor=0.8, collateral_haircut={"default": 0.0, "BTC": 0.1})
-    collateral = pd.DataFrame({
-        "account": ["a", "a", "a", "c"],
-        "currency": ["BTC", "USDC", "ETH", "USDC"],
-        "amount": [1.0, 5_000.0, -1.0, 100.0],
-    })
+    collateral = pd.DataFrame(
+        {
+            "account": ["a", "a", "a", "c"],
+            "currency": ["BTC", "USDC", "ETH", "USDC"],
+            "amount": [1.0, 5_000.0, -1.0, 100.0],
+        }
+    )
     before = collateral.copy()
     res = eng.margin(book(("F", 1.0)) + book(("F", 1.0), account="b"), collateral=collateral)
     pd.testing.assert_frame_equal(collateral, before)
@@ -139,8 +151,9 @@ def test_collateral_equity_ratio_and_liquidation():
 
 def test_liquidation_when_equity_below_mm_and_unrealised_pnl():
     eng = engine(mm_factor=0.8)
-    positions = pd.DataFrame({"account": ["a"], "instrument": ["I"], "quantity": [1_000.0],
-                              "unrealised_pnl": [-0.02]})  # BTC, the inverse perp's settlement currency
+    positions = pd.DataFrame(
+        {"account": ["a"], "instrument": ["I"], "quantity": [1_000.0], "unrealised_pnl": [-0.02]}
+    )  # BTC, the inverse perp's settlement currency
     res = eng.margin(positions, collateral=[{"account": "a", "currency": "USD", "amount": 2_000.0}])
     row = res.accounts.loc["a"]
     coins = 1_000 * 10 / 100_000
@@ -174,8 +187,16 @@ def test_book_input_and_bad_mode():
     with pytest.raises(ValueError, match="mode: must be 'cross' or 'isolated'"):
         eng.margin(LONG_BTC_SHORT_ETH, mode="segregated")
     with pytest.raises(ValueError, match=r"positions row 1: margin_mode must be 'cross' or 'isolated'"):
-        eng.margin(pd.DataFrame({"account": ["a", "a"], "instrument": ["F", "E"], "quantity": [1.0, 1.0],
-                                 "margin_mode": ["cross", "solo"]}))
+        eng.margin(
+            pd.DataFrame(
+                {
+                    "account": ["a", "a"],
+                    "instrument": ["F", "E"],
+                    "quantity": [1.0, 1.0],
+                    "margin_mode": ["cross", "solo"],
+                }
+            )
+        )
     with pytest.raises(ValueError, match=r"collateral row 0: .*no USD price for settlement currency 'DOGE'"):
         eng.margin(LONG_BTC_SHORT_ETH, collateral={"a": {"DOGE": 1.0}})
     with pytest.raises(ValueError, match=r"collateral row 0: amount: must be finite"):
@@ -188,10 +209,17 @@ def test_large_book_both_modes():
     # 20,000 positions over 5,000 accounts, both modes (speed is for bench/, not asserted here)
     rng = np.random.default_rng(7)
     n = 20_000
-    positions = pd.DataFrame({"account": rng.integers(0, 5_000, n), "instrument": rng.choice(list("FEUI"), n),
-                              "quantity": rng.normal(0, 3, n)})
-    eng = engine(netting="account", addons={"roll_shock": {"min_annualised_move": 0.01},
-                                            "delta_shock": {"threshold": 1e5, "shock": 0.1}})
+    positions = pd.DataFrame(
+        {
+            "account": rng.integers(0, 5_000, n),
+            "instrument": rng.choice(list("FEUI"), n),
+            "quantity": rng.normal(0, 3, n),
+        }
+    )
+    eng = engine(
+        netting="account",
+        addons={"roll_shock": {"min_annualised_move": 0.01}, "delta_shock": {"threshold": 1e5, "shock": 0.1}},
+    )
     for mode in ("cross", "isolated"):
         res = eng.margin(positions, mode=mode)
         assert len(res.accounts) == positions["account"].nunique()

@@ -18,7 +18,6 @@ from .market import Market
 from .model import MarginModel, load_model, presets
 from .scenarios import ScenarioSet
 
-
 #: subpackages loaded on first attribute access (``mk.explain``); ``import marginkernel`` stays light
 _LAZY = (
     "reference",

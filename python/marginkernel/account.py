@@ -88,7 +88,7 @@ def _f64(name: str, value: Any, ndim: int) -> np.ndarray:
     return as_array(name, value, np.float64, ndim)
 
 
-class AccountBook(_core.AccountBook):  # type: ignore[misc]
+class AccountBook(_core.AccountBook):
     """Accounts with positions and cached scenario P&L per risk unit; see the module docstring.
 
     Parameters
@@ -175,7 +175,7 @@ class AccountBook(_core.AccountBook):  # type: ignore[misc]
             _f64("quantities", quantities, 1),
         )
 
-    def update_unit(self, unit: int, rows: Any, fx: float | None = None, *, threads: int = 1) -> None:
+    def update_unit(self, unit: int, rows: Any, fx: float | None = None, threads: int = 1) -> None:
         """Market update of one risk unit.
 
         ``rows[k]`` is the new risk row of instrument ``instruments_of(unit)[k]`` (shape
@@ -228,9 +228,18 @@ class AccountBook(_core.AccountBook):  # type: ignore[misc]
             raise ValueError(f"vol_shock: must be one of {sorted(kernels.VOL_SHOCKS)}, got {shock!r}")
         vol_shift, time_shift = sc.get("vol_shift"), sc.get("time_shift")
         # The C++ AccountBook::update_unit revalues the unit's rows itself (no Python copy of it).
+        kind, settlement, risk_unit, strike, expiry, multiplier, forward, discount, vol = cols
         self._update_unit_from_market(
             int(unit),
-            *cols,
+            kind,
+            settlement,
+            risk_unit,
+            strike,
+            expiry,
+            multiplier,
+            forward,
+            discount,
+            vol,
             _f64("spot", sc["spot"], 1),
             _f64("price_multiplier", sc["price_multiplier"], 2),
             None if vol_shift is None else _f64("vol_shift", vol_shift, 2),

@@ -42,7 +42,7 @@ _PER_UNIT_KEYS = (
 )
 
 
-class ModelBook(_core.ModelBook):  # type: ignore[misc]
+class ModelBook(_core.ModelBook):
     """The margin model of an :class:`~marginkernel.engine.Engine` held per account (C++ state),
     built by :func:`account_book`. ``margin(a)``, ``what_if(a, i, q)``, ``check(a, i, q[, equity])``,
     ``add_fill``, ``nodes(a)``, ``pair(a, u)``, ``set_collateral`` and ``update_unit`` take integer
@@ -187,7 +187,7 @@ def _collateral_table(engine: Any, collateral: Any) -> tuple[list[str], np.ndarr
         return [], np.zeros(0), np.zeros(0), []
     from .market import collateral_frame
 
-    frame = collateral_frame(collateral)  # type: ignore[no-untyped-call]
+    frame = collateral_frame(collateral)
     rows = list(zip(frame["account"], frame["currency"], frame["amount"].astype(float), strict=True))
     currencies = list(dict.fromkeys(frame["currency"]))
     snapshot = getattr(engine, "market_snapshot", None)
@@ -267,9 +267,7 @@ def _instrument_arrays(engine: Any, expiry: np.ndarray) -> dict[str, np.ndarray]
     }
 
 
-def _market_arrays(
-    engine: Any, currencies: list[str], coll_fx: np.ndarray, coll_haircut: np.ndarray
-) -> dict[str, np.ndarray]:
+def _market_arrays(engine: Any, currencies: list[str], coll_fx: np.ndarray, coll_haircut: np.ndarray) -> dict[str, Any]:
     """Per risk unit and currency: spot, FX to USD, settlement currency; collateral prices."""
     m, f64 = engine.market, np.float64
     unit_currency = np.array([currencies.index(c) for c in m.unit_currency], dtype=np.int32)

@@ -43,5 +43,18 @@ VOL_SHOCKS: dict[str, int] = {v.name.lower(): int(v) for v in VolShock}
 FUTURE, PERPETUAL, CALL, PUT, SPOT = (int(k) for k in Kind)
 LINEAR, INVERSE = (int(s) for s in Settlement)
 
-__all__ = ["CALL", "FUTURE", "INVERSE", "KINDS", "LINEAR", "PERPETUAL", "PUT", "SETTLEMENTS", "SPOT", "VOL_SHOCKS",
-           "Kind", "Settlement", "VolShock"]
+__all__ = [
+    "CALL",
+    "FUTURE",
+    "INVERSE",
+    "KINDS",
+    "LINEAR",
+    "PERPETUAL",
+    "PUT",
+    "SETTLEMENTS",
+    "SPOT",
+    "VOL_SHOCKS",
+    "Kind",
+    "Settlement",
+    "VolShock",
+]
