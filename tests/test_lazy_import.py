@@ -9,7 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-PYTHON_DIR = str(Path(__file__).resolve().parent.parent / "python")
+import marginkernel
+
+# The folder holding the marginkernel this test imported (the source tree or site-packages), so that
+# the fresh interpreter imports the same package.
+PYTHON_DIR = str(Path(marginkernel.__file__).resolve().parent.parent)
 HEAVY = ("scipy", "marginkernel.span", "marginkernel.derive_pm2", "marginkernel.reference")
 
 

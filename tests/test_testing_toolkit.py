@@ -269,7 +269,8 @@ def test_pytest_plugin_loads_with_its_option(tmp_path):
             margin_checker.against_engine(bad, "okx-pm", kinds=("future",))
     """)
     )
-    env = {"PYTHONPATH": str(ROOT / "python"), "PATH": "/usr/bin:/bin"}
+    # the folder of the marginkernel under test (source tree or site-packages)
+    env = {"PYTHONPATH": str(Path(mk.__file__).resolve().parent.parent), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
         [
             sys.executable,
