@@ -218,9 +218,9 @@ def account_book(
     and `collateral` (as :meth:`Engine.margin` takes it) loaded. ``book.margin(a)`` equals
     ``engine.margin(...)`` for that account's positions; what-if and check run on the same state.
 
-    Refused, with an error naming them: a measure other than ``worst_loss``, add-ons that are not
-    held per account (SPAN spreads, see docs/book.md), positions in expired instruments, and a
-    ``margin_mode`` or ``unrealised_pnl`` column (the book uses the model's mode; equity comes from
+    Every measure (``worst_loss``, ``var``, ``es``) is held at every netting level. Refused, with an
+    error naming them: add-ons that are not held per account (SPAN spreads, see docs/book.md),
+    positions in expired instruments, and a ``margin_mode`` or ``unrealised_pnl`` column (the book uses the model's mode; equity comes from
     collateral)."""
     model = engine.model
     _refuse_unheld(model)
