@@ -220,8 +220,8 @@ def account_book(
 
     Every measure (``worst_loss``, ``var``, ``es``) is held at every netting level. Refused, with an
     error naming them: add-ons that are not held per account (SPAN spreads, see docs/book.md),
-    positions in expired instruments, and a ``margin_mode`` or ``unrealised_pnl`` column (the book uses the model's mode; equity comes from
-    collateral)."""
+    positions in expired instruments, and a ``margin_mode`` or ``unrealised_pnl`` column (the book
+    uses the model's mode; equity comes from collateral)."""
     model = engine.model
     _refuse_unheld(model)
     m = engine.market
