@@ -268,7 +268,16 @@ def _moved_engine(model, spot_move: float) -> Engine:
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=books, stream=books, k=st.integers(0, len(MODELS) - 1), move=st.sampled_from([0.9, 1.07]))
 def test_refresh_equals_rebuild_in_any_order(rows, stream, k, move):
-    model = _model(**MODELS[k])
+    _refresh_in_any_order(_model(**MODELS[k]), rows, stream, move)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=books, stream=books, k=st.integers(0, len(TAIL_MODELS) - 1), move=st.sampled_from([0.9, 1.07]))
+def test_var_es_refresh_equals_rebuild_in_any_order(rows, stream, k, move):
+    _refresh_in_any_order(_model(**TAIL_MODELS[k], addons=ADDON_SETS[1]), rows, stream, move)
+
+
+def _refresh_in_any_order(model: MarginModel, rows, stream, move: float) -> None:
     engine, moved = Engine(INST, MARKET, model), _moved_engine(model, move)
     frame, fills = _frame(rows), _frame(stream)
     everything = pd.concat([frame, fills])
