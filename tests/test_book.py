@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import math
 import tomllib
+from dataclasses import replace
 from importlib import resources
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -14,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from marginkernel import book as book_module
 from marginkernel import demo
 from marginkernel.account import ModelBook, UnknownIdError, account_book
 from marginkernel.engine import Engine
@@ -72,7 +75,11 @@ def _report_fx(engine: Engine) -> float:
     return engine.market_snapshot.fx_rate(engine.model.currency)
 
 
-@pytest.mark.parametrize("preset", ["deribit-pm", "okx-pm", "tims"])
+#: every shipped preset the book holds (span: its spread add-ons are refused, derive-pm2: its own module)
+PRESETS = ["deribit-pm", "okx-pm", "tims", "hist-var99", "fhs-es975-apc"]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
 def test_presets_equal_engine(preset):
     engine = Engine(INST, MARKET, load_model(preset))
     book = account_book(engine, POSITIONS, collateral=COLLATERAL)
@@ -86,9 +93,9 @@ def test_refused_parts_are_named():
     engine = Engine(INST, MARKET, load_model("span"))
     with pytest.raises(ValueError, match=r"addons\.intra_spread: add-on type 'intra_spread' is not held"):
         account_book(engine)
-    var = _model(measure="var")
-    with pytest.raises(ValueError, match=r"model\.measure: 'var'"):
-        account_book(Engine(INST, MARKET, var))
+    # MarginModel admits only the engine's measures, all held; anything else is refused by name
+    with pytest.raises(ValueError, match=r"model\.measure: 'cvar' is not held by the book"):
+        book_module._refuse_unheld(SimpleNamespace(measure="cvar", addons=()))
 
 
 def _model(**kw) -> MarginModel:
@@ -145,6 +152,47 @@ def test_user_models_equal_engine(k):
     assert_book_matches(book, engine, POSITIONS, COLLATERAL)
 
 
+# VaR / ES nodes (issue 8: every measure the engine offers) at every netting level and mode: the
+# deribit grid (cover-fraction weights, equally likely; ties of linear P&L in the options-only
+# scenarios) and the same scenarios with unequal probabilities (the weighted quantile).
+TAIL_MODELS = [
+    {"measure": measure, "confidence": conf, "netting": n, "mode": mode, "gain_factor": g, "gain_cap": cap}
+    for measure, conf in (("var", 0.9), ("es", 0.95))
+    for n in ("risk_unit", "currency", "account")
+    for mode in ("cross", "isolated")
+    for g, cap in ((1.0, math.inf), ({"default": 0.5, "USDC": 0.0, "BTC/USDC": 0.25}, 5e4))
+]
+
+
+def _tail_engine(k: int, weighted: bool) -> Engine:
+    engine = Engine(INST, MARKET, _model(**TAIL_MODELS[k], addons=ADDON_SETS[1]))
+    if not weighted:
+        return engine
+    sc = engine.scenario_set
+    probability = np.random.default_rng(k).uniform(0.0, 2.0, sc.n_scenarios)
+    probability[:: max(1, sc.n_scenarios // 5)] = 0.0  # scenarios that cannot be the quantile
+    return Engine(INST, MARKET, engine.model, scenarios=replace(sc, probability=probability))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("k", range(len(TAIL_MODELS)))
+def test_var_es_models_equal_engine(k, weighted):
+    engine = _tail_engine(k, weighted)
+    book = account_book(engine, POSITIONS, collateral=COLLATERAL)
+    assert_book_matches(book, engine, POSITIONS, COLLATERAL)
+
+
+@pytest.mark.parametrize("preset", ["hist-var99", "fhs-es975-apc"])
+@pytest.mark.parametrize("netting", ["risk_unit", "currency", "account"])
+@pytest.mark.parametrize("mode", ["cross", "isolated"])
+def test_historical_presets_at_every_netting_level(preset, netting, mode):
+    engine = Engine(INST, MARKET, replace(load_model(preset), netting=netting, mode=mode))
+    book = account_book(engine, POSITIONS, collateral=COLLATERAL)
+    assert_book_matches(book, engine, POSITIONS, COLLATERAL)
+    # a real figure: the naked short put's VaR / ES is a loss, not the clamp at zero
+    assert book.result(book.account_id("naked-short"))["scan_risk"] > 1e4
+
+
 books = st.lists(
     st.tuples(
         st.sampled_from(["a", "b", "c"]),
@@ -183,7 +231,16 @@ def test_generated_books_equal_engine(rows, k):
 def test_what_if_is_what_happens(rows, stream, k):
     """Every what-if equals, bit for bit, the margin after the fill, and Engine.margin of the
     post-trade book to 1e-9; check() decides on that same figure."""
-    engine = Engine(INST, MARKET, _model(**MODELS[k]))
+    _what_if_stream(Engine(INST, MARKET, _model(**MODELS[k])), rows, stream)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=books, stream=books, k=st.integers(0, len(TAIL_MODELS) - 1), weighted=st.booleans())
+def test_var_es_what_if_is_what_happens(rows, stream, k, weighted):
+    _what_if_stream(_tail_engine(k, weighted), rows, stream)
+
+
+def _what_if_stream(engine: Engine, rows, stream) -> None:
     frame = _frame(rows)
     book = account_book(engine, frame, accounts=["a", "b", "c"])
     held = frame.copy()
@@ -211,7 +268,16 @@ def _moved_engine(model, spot_move: float) -> Engine:
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=books, stream=books, k=st.integers(0, len(MODELS) - 1), move=st.sampled_from([0.9, 1.07]))
 def test_refresh_equals_rebuild_in_any_order(rows, stream, k, move):
-    model = _model(**MODELS[k])
+    _refresh_in_any_order(_model(**MODELS[k]), rows, stream, move)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=books, stream=books, k=st.integers(0, len(TAIL_MODELS) - 1), move=st.sampled_from([0.9, 1.07]))
+def test_var_es_refresh_equals_rebuild_in_any_order(rows, stream, k, move):
+    _refresh_in_any_order(_model(**TAIL_MODELS[k], addons=ADDON_SETS[1]), rows, stream, move)
+
+
+def _refresh_in_any_order(model: MarginModel, rows, stream, move: float) -> None:
     engine, moved = Engine(INST, MARKET, model), _moved_engine(model, move)
     frame, fills = _frame(rows), _frame(stream)
     everything = pd.concat([frame, fills])
@@ -357,7 +423,7 @@ def test_out_of_range_ids_raise_unknown_id_everywhere(book):
                 method(*args)
 
 
-@pytest.mark.parametrize("preset", ["deribit-pm", "okx-pm", "tims"])
+@pytest.mark.parametrize("preset", PRESETS)
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=books)
 def test_preset_what_if_equals_engine_after_the_trade(preset, stream):

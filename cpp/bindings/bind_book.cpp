@@ -119,6 +119,14 @@ std::unique_ptr<ModelBook> make_model_book(const f64& risk, const f64& weight, c
     bm.mm_factor = model["mm_factor"].cast<double>();
     bm.gain_cap = model["gain_cap"].cast<double>();
     bm.allow_risk_reducing = model["allow_risk_reducing"].cast<bool>();
+    if (model.contains("measure")) {  // var / es: confidence and the scenario probabilities (None: equal)
+        bm.measure = static_cast<Measure>(model["measure"].cast<int>());
+        bm.confidence = model["confidence"].cast<double>();
+        if (!model["probability"].is_none()) {
+            const f64 prob = model["probability"].cast<f64>();
+            bm.probability.assign(prob.data(), prob.data() + prob.size());
+        }
+    }
     const f64 gain = model["gain_factor"].cast<f64>();
     bm.gain_factor.assign(gain.data(), gain.data() + gain.size());
     for (const auto& a : model["addons"].cast<py::list>()) bm.addons.push_back(addon_from(a.cast<py::dict>(), mv.n_units));

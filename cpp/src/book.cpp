@@ -95,6 +95,24 @@ double* scratch(std::size_t n) {
     return buf.get();
 }
 
+// Scratch of the calling thread for the VaR / ES measures: the joint P&L, a copy to select in and
+// the scenario order (weighted quantile). Grows, never shrinks: after a thread's first evaluation at
+// the book's scenario count the measures allocate nothing.
+struct TailScratch {
+    std::vector<double> joint, work, sum;
+    std::vector<std::int32_t> order;
+};
+TailScratch& tail_scratch(std::size_t n) {
+    thread_local TailScratch t;
+    if (t.joint.size() < n) {
+        t.joint.resize(n);
+        t.work.resize(n);
+        t.sum.resize(n);
+        t.order.resize(n);
+    }
+    return t;
+}
+
 }  // namespace
 
 struct ModelBook::Impl {
@@ -110,6 +128,12 @@ struct ModelBook::Impl {
     std::vector<double> currency_fx, unit_gain, currency_gain;
     double report_fx = 1.0;
     std::vector<double> coll_fx, coll_haircut;
+    // var / es: the quantile level, its index among equally likely scenarios, the probabilities and
+    // their total (empty: equally likely)
+    double level = 0.0;
+    std::size_t var_index = 0;
+    std::vector<double> probability;
+    double probability_total = 0.0;
     std::vector<std::vector<std::int32_t>> unit_instruments;
     std::vector<std::vector<std::int64_t>> holders;
     std::mutex holders_mutex;
@@ -245,6 +269,73 @@ struct ModelBook::Impl {
         return std::max(0.0, -active_kernels().whatif_min(p, r, q, 1.0, ns, worst));
     }
 
+    bool tail_measure() const noexcept { return model.measure != Measure::worst_loss; }
+
+    // The model's measure of one joint P&L vector p + q r: worst loss, or (var / es) the vector
+    // p + q r rounded exactly as whatif_fill stores it, measured by tail().
+    double measure_one(const double* p, const double* r, double q, std::int32_t* worst) const {
+        if (!tail_measure()) return scan_one(p, r, q, worst);
+        TailScratch& t = tail_scratch(ns);
+        std::copy(p, p + ns, t.joint.data());
+        if (q != 0.0) active_kernels().whatif_fill(t.joint.data(), r, q, ns);
+        return tail(t, worst);
+    }
+
+    // VaR or ES of t.joint (marginkernel.kernels.value_at_risk, clamped at 0); worst = first
+    // scenario of the minimum. The ES sums run in scenario order, as the kernel's.
+    double tail(TailScratch& t, std::int32_t* worst) const {
+        const double* j = t.joint.data();
+        std::size_t at = 0;
+        for (std::size_t s = 1; s < ns; ++s)
+            if (j[s] < j[at]) at = s;
+        *worst = static_cast<std::int32_t>(at);
+        double q, es;
+        if (probability.empty()) {
+            if (16 * (var_index + 1) <= ns) {  // a low quantile: keep the k + 1 lowest in a heap, O(S log k)
+                std::partial_sort_copy(j, j + ns, t.work.data(), t.work.data() + var_index + 1);
+                q = t.work[var_index];
+            } else {
+                std::copy(j, j + ns, t.work.data());
+                const auto nth = t.work.begin() + static_cast<std::ptrdiff_t>(var_index);
+                std::nth_element(t.work.begin(), nth, t.work.begin() + static_cast<std::ptrdiff_t>(ns));
+                q = *nth;
+            }
+            double sum = 0.0;
+            std::size_t count = 0;
+            for (std::size_t s = 0; s < ns; ++s)
+                if (j[s] <= q) sum += j[s], ++count;
+            es = -sum / static_cast<double>(count);
+        } else {
+            q = weighted_quantile(t);
+            double sum = 0.0, mass = 0.0;
+            for (std::size_t s = 0; s < ns; ++s)
+                if (j[s] <= q) sum += probability[s] * j[s], mass += probability[s];
+            es = -sum / mass;
+        }
+        return std::max(0.0, model.measure == Measure::var ? -q : es);
+    }
+
+    // NumPy's weighted inverted_cdf: the first scenario, in the order of (P&L, index), whose
+    // cumulative probability / total reaches the level. Only the m lowest scenarios are ordered
+    // (nth_element, then sort), m doubling until their mass reaches the level: O(S + m log m).
+    double weighted_quantile(TailScratch& t) const {
+        const double* j = t.joint.data();
+        auto* order = t.order.data();
+        for (std::size_t s = 0; s < ns; ++s) order[s] = static_cast<std::int32_t>(s);
+        const auto before = [j](std::int32_t a, std::int32_t b) { return j[a] < j[b] || (j[a] == j[b] && a < b); };
+        std::size_t m = std::min(ns, static_cast<std::size_t>(2.0 * level * static_cast<double>(ns)) + 16);
+        for (;;) {
+            std::nth_element(order, order + (m - 1), order + ns, before);
+            std::sort(order, order + m, before);
+            double run = 0.0;
+            for (std::size_t k = 0; k < m; ++k) {
+                run += probability[static_cast<std::size_t>(order[k])];
+                if (run / probability_total >= level || k + 1 == ns) return j[order[k]];
+            }
+            m = std::min(ns, 2 * m);
+        }
+    }
+
     // Isolated mode: the node of one position.
     NodeState position_node(std::int64_t ukey, std::int32_t i, double q) const {
         NodeState n;
@@ -266,7 +357,7 @@ struct ModelBook::Impl {
         } else {
             n.m.fx = model.netting == Netting::currency ? currency_fx[static_cast<std::size_t>(c)] : ufx;
         }
-        n.m.scan = scan_one(v, zeros.get(), 0.0, &n.m.worst_scenario);
+        n.m.scan = measure_one(v, zeros.get(), 0.0, &n.m.worst_scenario);
         const Position one{i, q};
         double charge[kMaxAddOns] = {};
         pair_charges(&one, &one + 1, nullptr, u, charge);
@@ -348,9 +439,9 @@ struct ModelBook::Impl {
         if (nch == 1 && model.netting != Netting::account) {
             // one child: its P&L as it is (engine: a group of one keeps its child's P&L)
             if (hypo_child)
-                n.m.scan = scan_one(hp, hr, h->q, &n.m.worst_scenario);
+                n.m.scan = measure_one(hp, hr, h->q, &n.m.worst_scenario);
             else
-                n.m.scan = scan_one(ch[0].p, zeros.get(), 0.0, &n.m.worst_scenario);
+                n.m.scan = measure_one(ch[0].p, zeros.get(), 0.0, &n.m.worst_scenario);
         } else {
             if (hypo_child) {  // the hypothetical Pw, rounded exactly as the fill rounds it
                 hv = scratch(stride);
@@ -370,11 +461,75 @@ struct ModelBook::Impl {
         return true;
     }
 
-    // Worst loss of a node of several children (currency or account netting).
+    // The measure of a node of several children (currency or account netting; account netting
+    // with one child too).
     template <class C>
-    double multi_scan(const C* ch, int nch, std::int64_t key, std::int32_t* worst) const noexcept {
+    double multi_scan(const C* ch, int nch, std::int64_t key, std::int32_t* worst) const {
+        if (tail_measure()) {
+            TailScratch& t = tail_scratch(ns);
+            joint_vector(ch, nch, key, t);
+            return tail(t, worst);
+        }
         double best = kInf;
         std::int32_t at = 0;
+        joint_pnl(ch, nch, key, [&](std::size_t s, double v) {
+            if (v < best) {
+                best = v;
+                at = static_cast<std::int32_t>(s);
+            }
+        });
+        *worst = at;
+        return std::max(0.0, -best);
+    }
+
+    // The joint P&L of a node of several children into t.joint, child by child (loops the compiler
+    // vectorises); per scenario the same operations in the same order as joint_pnl, so the same
+    // doubles. t.work holds the gains, t.sum a currency's sum.
+    template <class C>
+    void joint_vector(const C* ch, int nch, std::int64_t key, TailScratch& t) const {
+        double* j = t.joint.data();
+        double* gain = t.work.data();
+        std::fill(j, j + ns, 0.0);
+        std::fill(gain, gain + ns, 0.0);
+        if (model.netting == Netting::currency) {
+            const double cap = model.gain_cap / currency_fx[static_cast<std::size_t>(key)];
+            for (int k = 0; k < nch; ++k) {
+                const double* p = ch[k].p;
+                const double g = unit_gain[static_cast<std::size_t>(ch[k].unit)];
+                for (std::size_t s = 0; s < ns; ++s) {
+                    j[s] += std::min(p[s], 0.0);
+                    gain[s] += std::max(p[s], 0.0) * g;
+                }
+            }
+            for (std::size_t s = 0; s < ns; ++s) j[s] = j[s] + std::min(gain[s], cap);
+            return;
+        }
+        bool several = false;
+        for (int k = 1; k < nch; ++k) several |= ch[k].currency != ch[0].currency;
+        double* y = t.sum.data();
+        for (int k = 0; k < nch;) {
+            const std::int32_t c = ch[k].currency;
+            std::fill(y, y + ns, 0.0);
+            for (; k < nch && ch[k].currency == c; ++k)
+                for (std::size_t s = 0; s < ns; ++s) y[s] += ch[k].p[s];
+            const double fx = currency_fx[static_cast<std::size_t>(c)];
+            const double g = currency_gain[static_cast<std::size_t>(c)];
+            if (!several) {
+                for (std::size_t s = 0; s < ns; ++s) j[s] = y[s] * fx;
+                return;
+            }
+            for (std::size_t s = 0; s < ns; ++s) {
+                const double v = y[s] * fx;
+                j[s] += std::min(v, 0.0);
+                gain[s] += std::max(v, 0.0) * g;
+            }
+        }
+        for (std::size_t s = 0; s < ns; ++s) j[s] = j[s] + std::min(gain[s], model.gain_cap);
+    }
+
+    // The joint P&L of a node of several children, scenario by scenario: f(s, J_s).
+    template <class C, class F>
+    void joint_pnl(const C* ch, int nch, std::int64_t key, F&& f) const noexcept {
         if (model.netting == Netting::currency) {
             const double cap = model.gain_cap / currency_fx[static_cast<std::size_t>(key)];
             for (std::size_t s = 0; s < ns; ++s) {
@@ -384,11 +539,7 @@ struct ModelBook::Impl {
                     loss += std::min(x, 0.0);
                     gain += std::max(x, 0.0) * unit_gain[static_cast<std::size_t>(ch[k].unit)];
                 }
-                const double v = loss + std::min(gain, cap);
-                if (v < best) {
-                    best = v;
-                    at = static_cast<std::int32_t>(s);
-                }
+                f(s, loss + std::min(gain, cap));
             }
         } else {  // account: each currency's units net fully, in USD; then haircut across currencies
             bool several = false;
@@ -404,15 +555,9 @@ struct ModelBook::Impl {
                     loss += std::min(y, 0.0);
                     gain += std::max(y, 0.0) * currency_gain[static_cast<std::size_t>(c)];
                 }
-                const double v = several ? loss + std::min(gain, model.gain_cap) : single;
-                if (v < best) {
-                    best = v;
-                    at = static_cast<std::int32_t>(s);
-                }
+                f(s, several ? loss + std::min(gain, model.gain_cap) : single);
             }
         }
-        *worst = at;
-        return std::max(0.0, -best);
     }
 
     // The account's totals from its nodes, with node `sub` (key sub_key; absent when sub is null)
@@ -626,6 +771,33 @@ ModelBook::ModelBook(const BookModel& model, const InstrumentsView& in, const Bo
     require_non_negative("mm_factor", -1, model.mm_factor);
     if (!(model.gain_cap >= 0)) throw InvalidInput("gain_cap", -1, "must be >= 0, got " + show(model.gain_cap));
     require_positive("report_fx", -1, mv.report_fx);
+    const auto measure = static_cast<int>(model.measure);
+    if (measure < 0 || measure > 2) throw InvalidInput("measure", -1, "unknown measure " + std::to_string(measure));
+    const auto netting = static_cast<int>(model.netting);
+    if (netting < 0 || netting > 2) throw InvalidInput("netting", -1, "unknown netting level " + std::to_string(netting));
+    if (model.measure != Measure::worst_loss) {
+        if (!(model.confidence > 0.0 && model.confidence < 1.0))
+            throw InvalidInput("confidence", -1, "must be in (0, 1), got " + show(model.confidence));
+        // the same level as marginkernel.kernels.value_at_risk (1 - confidence lowered by 1e-12)
+        m.level = (1.0 - model.confidence) * (1.0 - 1e-12);
+        const double index = static_cast<double>(n_scenarios) * m.level - 1.0;
+        const double below = std::floor(index);
+        const double k = std::clamp(index - below == 0.0 ? below : below + 1.0, 0.0,
+                                    static_cast<double>(n_scenarios - 1));
+        m.var_index = static_cast<std::size_t>(k);
+        if (!model.probability.empty()) {
+            if (model.probability.size() != n_scenarios)
+                throw InvalidInput("probability", -1, "expected " + std::to_string(n_scenarios) + " values, got " +
+                                                          std::to_string(model.probability.size()));
+            for (std::size_t s = 0; s < n_scenarios; ++s) {
+                require_non_negative("probability", static_cast<long long>(s), model.probability[s]);
+                m.probability_total += model.probability[s];
+            }
+            if (!std::isfinite(m.probability_total)) throw InvalidInput("probability", -1, "sum overflows (is not finite)");
+            if (!(m.probability_total > 0.0)) throw InvalidInput("probability", -1, "must not all be zero");
+            m.probability = model.probability;
+        }
+    }
 
     m.ni = in.n;
     m.ns = n_scenarios;

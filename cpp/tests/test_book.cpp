@@ -14,6 +14,7 @@
 
 #include "marginkernel/book.hpp"
 #include "marginkernel/model_file.hpp"
+#include "marginkernel/reduce.hpp"
 #include "marginkernel/simd.hpp"
 #include "testing.hpp"
 
@@ -46,6 +47,13 @@ void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::fre
 using namespace marginkernel;
 
 namespace {
+
+struct Tail {
+    Measure measure;
+    bool weighted;
+};
+const Tail kTails[] = {{Measure::worst_loss, false}, {Measure::var, false}, {Measure::es, false},
+                       {Measure::var, true},         {Measure::es, true}};
 
 // 4 units (2 per settlement currency), 5 instruments per unit: futures, perpetuals and options.
 struct Fixture {
@@ -118,14 +126,25 @@ struct Fixture {
         b.addons = {roll, delta, som};
         return b;
     }
+    // The same model with the node measure `t`: worst loss, or VaR / ES at 95 % over equally likely
+    // (weighted = false) or unequally likely scenarios (some of probability 0).
+    BookModel model(Netting netting, MarginMode mode, const Tail& t) const {
+        BookModel b = model(netting, mode);
+        b.measure = t.measure;
+        b.confidence = 0.95;
+        if (t.weighted)
+            for (std::size_t s = 0; s < ns; ++s) b.probability.push_back(s % 7 == 3 ? 0.0 : 0.5 + static_cast<double>(s % 5));
+        return b;
+    }
 };
 
 void test_what_if_is_the_fill(std::mt19937_64& rng) {
+    for (const Tail& tail : kTails)
     for (const std::size_t ns : {35, 1001})
         for (const Netting netting : {Netting::risk_unit, Netting::currency, Netting::account})
             for (const MarginMode mode : {MarginMode::cross, MarginMode::isolated}) {
                 const Fixture f(rng, ns);
-                ModelBook book(f.model(netting, mode), f.instruments(), f.market(), f.risk.data(), f.weight.data(),
+                ModelBook book(f.model(netting, mode, tail), f.instruments(), f.market(), f.risk.data(), f.weight.data(),
                                ns, 4);
                 book.set_collateral(1, 1, 2.0);
                 std::uniform_int_distribution<int> acc(0, 3), inst(0, 19), size(-6, 6);
@@ -151,10 +170,11 @@ void test_what_if_is_the_fill(std::mt19937_64& rng) {
 }
 
 void test_no_allocation(std::mt19937_64& rng) {
+    for (const Tail& tail : kTails)
     for (const Netting netting : {Netting::risk_unit, Netting::currency, Netting::account})
         for (const MarginMode mode : {MarginMode::cross, MarginMode::isolated}) {
             const Fixture f(rng, 1001);
-            ModelBook book(f.model(netting, mode), f.instruments(), f.market(), f.risk.data(), f.weight.data(), f.ns, 2);
+            ModelBook book(f.model(netting, mode, tail), f.instruments(), f.market(), f.risk.data(), f.weight.data(), f.ns, 2);
             for (std::int32_t i = 0; i < 20; i += 3) book.add_fill(0, i, 1.5);
             double sink = book.what_if(0, 1, 1.0).im;  // warms the thread's scratch
             const long before = g_allocations.load();
@@ -168,6 +188,53 @@ void test_no_allocation(std::mt19937_64& rng) {
             CHECK(g_allocations.load() == before);
             CHECK(std::isfinite(sink));
         }
+}
+
+// A node of one position (unit weights, q = 1: its P&L is the risk row exactly) has the scan the
+// value_at_risk kernel gives, clamped at 0; the worst scenario is the first minimum.
+void test_tail_measure_is_the_kernel(std::mt19937_64& rng) {
+    for (const Tail& tail : kTails) {
+        if (tail.measure == Measure::worst_loss) continue;
+        for (const std::size_t ns : {1, 2, 35, 1001}) {
+            const Fixture f(rng, ns);
+            const BookModel bm = f.model(Netting::risk_unit, MarginMode::cross, tail);
+            ModelBook book(bm, f.instruments(), f.market(), f.risk.data(), nullptr, ns, 1);
+            for (std::int32_t i = 0; i < 20; ++i) {
+                const double q = i % 2 ? 1.0 : -1.0;
+                book.add_fill(0, i, q);
+                std::vector<double> p(f.risk.begin() + i * static_cast<std::ptrdiff_t>(ns),
+                                      f.risk.begin() + (i + 1) * static_cast<std::ptrdiff_t>(ns));
+                for (double& x : p) x *= q;
+                double var = 0.0, es = 0.0;
+                value_at_risk(p.data(), 1, ns, tail.weighted ? bm.probability.data() : nullptr, bm.confidence, &var, &es);
+                const std::vector<NodeMargin> nodes = book.nodes(0);
+                CHECK(nodes.size() == 1);
+                CHECK(nodes[0].scan == std::max(0.0, tail.measure == Measure::var ? var : es));
+                CHECK(p[static_cast<std::size_t>(nodes[0].worst_scenario)] == *std::min_element(p.begin(), p.end()));
+                book.add_fill(0, i, -q);  // flat again
+            }
+        }
+    }
+    // ties: all scenarios equal -> VaR = ES = the common loss
+    const Fixture f(rng, 10);
+    std::vector<double> flat(f.risk.size(), -2.0);
+    ModelBook book(f.model(Netting::account, MarginMode::cross, kTails[2]), f.instruments(), f.market(), flat.data(),
+                   nullptr, 10, 1);
+    book.add_fill(0, 0, 1.0);
+    CHECK(book.margin(0).scan_risk == 2.0);
+    // bad measure parameters are refused by name
+    BookModel bad = f.model(Netting::risk_unit, MarginMode::cross, kTails[4]);
+    bad.probability.pop_back();
+    CHECK(mktest::throws<InvalidInput>([&] { ModelBook(bad, f.instruments(), f.market(), f.risk.data(), nullptr, 10, 1); }));
+    bad = f.model(Netting::risk_unit, MarginMode::cross, kTails[4]);
+    bad.probability.assign(10, 0.0);
+    CHECK(mktest::throws<InvalidInput>([&] { ModelBook(bad, f.instruments(), f.market(), f.risk.data(), nullptr, 10, 1); }));
+    bad.probability.assign(10, 1.0);
+    bad.probability[3] = std::nan("");
+    CHECK(mktest::throws<InvalidInput>([&] { ModelBook(bad, f.instruments(), f.market(), f.risk.data(), nullptr, 10, 1); }));
+    bad = f.model(Netting::risk_unit, MarginMode::cross, kTails[1]);
+    bad.confidence = 1.0;
+    CHECK(mktest::throws<InvalidInput>([&] { ModelBook(bad, f.instruments(), f.market(), f.risk.data(), nullptr, 10, 1); }));
 }
 
 void test_bad_input_changes_nothing(std::mt19937_64& rng) {
@@ -242,6 +309,7 @@ int main() {
         std::mt19937_64 rng(8);
         test_what_if_is_the_fill(rng);
         test_no_allocation(rng);
+        test_tail_measure_is_the_kernel(rng);
         test_bad_input_changes_nothing(rng);
         test_threads(rng);
     }

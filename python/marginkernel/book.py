@@ -20,6 +20,9 @@ UnknownIdError = _core.UnknownIdError
 ModelWhatIf = _core.ModelWhatIf
 ModelCheck = _core.ModelCheck
 
+#: node measures the book holds, by the C++ Measure code
+_MEASURES = {"worst_loss": 0, "var": 1, "es": 2}
+
 #: add-on types the book holds per (account, risk unit) pair, by the C++ AddOnType code
 BOOK_ADDONS = {
     "roll_shock": 0,
@@ -157,8 +160,8 @@ def _addon_spec(addon: Any, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _refuse_unheld(model: Any) -> None:
-    if model.measure != "worst_loss":
-        raise ValueError(f"model.measure: {model.measure!r} is not held incrementally by the book (worst_loss only)")
+    if model.measure not in _MEASURES:
+        raise ValueError(f"model.measure: {model.measure!r} is not held by the book (held: {sorted(_MEASURES)})")
     for a in model.addons:
         if a.type not in BOOK_ADDONS:
             raise ValueError(
@@ -215,10 +218,10 @@ def account_book(
     and `collateral` (as :meth:`Engine.margin` takes it) loaded. ``book.margin(a)`` equals
     ``engine.margin(...)`` for that account's positions; what-if and check run on the same state.
 
-    Refused, with an error naming them: a measure other than ``worst_loss``, add-ons that are not
-    held per account (SPAN spreads, see docs/book.md), positions in expired instruments, and a
-    ``margin_mode`` or ``unrealised_pnl`` column (the book uses the model's mode; equity comes from
-    collateral)."""
+    Every measure (``worst_loss``, ``var``, ``es``) is held at every netting level. Refused, with an
+    error naming them: add-ons that are not held per account (SPAN spreads, see docs/book.md),
+    positions in expired instruments, and a ``margin_mode`` or ``unrealised_pnl`` column (the book
+    uses the model's mode; equity comes from collateral)."""
     model = engine.model
     _refuse_unheld(model)
     m = engine.market
@@ -301,7 +304,18 @@ def _model_spec(engine: Any, currencies: list[str], allow_risk_reducing: bool) -
         "gain_factor": np.ascontiguousarray(gain, dtype=np.float64),
         "allow_risk_reducing": bool(allow_risk_reducing),
         "addons": [_addon_spec(a, a.resolve(units, list(m.unit_underlying))) for a in model.addons],
+        **_measure_spec(engine),
     }
+
+
+def _measure_spec(engine: Any) -> dict[str, Any]:
+    """The node measure: worst loss, or VaR / ES at the model's confidence over the scenario set's
+    probabilities (None: equally likely), as marginkernel.engine.netting measures a node."""
+    model, probability = engine.model, engine.scenario_set.probability
+    if model.measure == "worst_loss":
+        return {"measure": 0, "confidence": 0.99, "probability": None}
+    prob = None if probability is None else np.ascontiguousarray(probability, dtype=np.float64)
+    return {"measure": _MEASURES[model.measure], "confidence": float(model.confidence), "probability": prob}
 
 
 def _positions_frame(positions: Any, model: Any) -> Any:

@@ -36,6 +36,10 @@ namespace marginkernel {
 enum class Netting : std::int8_t { risk_unit = 0, currency = 1, account = 2 };
 enum class MarginMode : std::int8_t { cross = 0, isolated = 1 };
 enum class Combine : std::int8_t { add = 0, credit = 1, floor = 2 };
+// The measure of a node's joint P&L J (marginkernel.engine.netting, value_at_risk): worst loss
+// max(0, -min_s J_s); VaR max(0, -q); ES max(0, -mean(J_s | J_s <= q)) weighted by probability, with
+// q NumPy's inverted-CDF quantile of J at level (1 - confidence)(1 - 1e-12), weighted by probability.
+enum class Measure : std::int8_t { worst_loss = 0, var = 1, es = 2 };
 enum class AddOnType : std::int8_t {
     roll_shock = 0,            // add:   sum |q| notional max(min_move, move_risk * T) over `kinds`
     delta_shock = 1,           // add:   shock * max(0, |net delta| spot - threshold) / fx
@@ -81,6 +85,9 @@ struct BookModel {
     std::vector<double> gain_factor;
     std::vector<AddOnSpec> addons;
     bool allow_risk_reducing = true;  // check(): accept an order that does not increase IM
+    Measure measure = Measure::worst_loss;
+    double confidence = 0.99;          // var / es: in (0, 1)
+    std::vector<double> probability;   // var / es: [n_scenarios] finite, >= 0, not all 0; empty = equal
 };
 
 // The market the book needs beyond the risk arrays.
@@ -133,8 +140,8 @@ struct NodeMargin {
     std::int32_t unit = -1;        // risk unit (risk_unit netting, isolated), else -1
     std::int32_t currency = -1;    // settlement currency (currency netting), else -1
     std::int32_t instrument = -1;  // isolated mode: the position's instrument
-    double scan = 0.0;             // worst (haircut) loss
-    std::int32_t worst_scenario = 0;
+    double scan = 0.0;             // the measure (worst loss, VaR or ES) of the node's joint P&L
+    std::int32_t worst_scenario = 0;  // first scenario of the minimum joint P&L
     double fx = 1.0;
     double requirement = 0.0;      // max(max(0, scan + adds - credits), max floors)
     std::array<double, kMaxAddOns> charges{};  // per add-on, node currency
