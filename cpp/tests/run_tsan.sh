@@ -7,5 +7,5 @@ cd "$(dirname "$0")/../.."
 build=${1:-build/tsan}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON \
   -DMARGINKERNEL_SANITIZE=thread >/dev/null
-cmake --build "$build" -j2 --target test_pipeline test_account test_account_threads >/dev/null
+cmake --build "$build" -j2 --target test_pipeline test_account test_account_threads test_book >/dev/null
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --test-dir "$build" --output-on-failure
