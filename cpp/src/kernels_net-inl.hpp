@@ -20,7 +20,29 @@ using Packet = Eigen::internal::packet_traits<double>::type;
 constexpr std::size_t kLanes = static_cast<std::size_t>(Eigen::internal::packet_traits<double>::size);
 constexpr std::size_t kNetPackets = 8;  // accumulators: 64 scenarios on AVX-512, 32 on AVX2
 constexpr std::size_t kNetBlock = kNetPackets * kLanes;
-constexpr std::int64_t kNetAhead = 4;  // positions ahead whose risk slice is prefetched
+constexpr std::int64_t kNetAhead = 8;  // positions ahead whose risk slice is prefetched (measured: 8 > 4, 16)
+
+// A store that bypasses the caches, to an address aligned to the packet: the output is read again
+// only when a unit comes back, and written through the caches it would evict the risk tile from L2
+// and first read each line from memory. A plain store where the instruction set has no such store.
+inline void store_stream(double* d, const Packet& v) {
+#if defined(__AVX512F__)
+    _mm512_stream_pd(d, v);
+#elif defined(__AVX__)
+    _mm256_stream_pd(d, v);
+#elif defined(__SSE2__)
+    _mm_stream_pd(d, v);
+#else
+    Eigen::internal::pstore(d, v);
+#endif
+}
+// Orders the streamed stores before the later ones (the caller's hand-over to other threads).
+inline void stream_fence() {
+#if defined(__SSE2__)
+    _mm_sfence();
+#endif
+}
+inline void store_stream(double* d, double v) { *d = v; }
 
 inline bool all_finite(const Packet& v) { return pk::all(finite_lanes(v)); }
 inline bool all_finite(double v) { return std::isfinite(v); }
@@ -33,6 +55,7 @@ struct NetArgs {
     std::int64_t* mark;  // per unit: the tag of the (account, block) that last wrote its row
     std::int64_t k_last;  // the last position of the thread's accounts (prefetch bound)
     std::size_t row;      // n_units * n_scenarios: one account's output
+    bool stream;          // non-temporal stores for the output (see net_accounts)
 };
 
 // Account a, scenarios [s0, s0 + NP * lanes of P): P is a SIMD packet or a plain double (the last
@@ -58,7 +81,7 @@ bool net_block(const NetArgs& g, std::size_t a, std::size_t s0, std::int64_t tag
         }
         std::size_t next_unit = unit;
         for (; k < k_end; ++k) {
-            if constexpr (kNetAhead > 0 && lanes > 1) {
+            if constexpr (lanes > 1) {
                 const double* ahead = g.r.risk +
                                       static_cast<std::size_t>(instrument[std::min(k + kNetAhead, g.k_last)]) * ns + s0;
                 for (std::size_t j = 0; j < NP * lanes; j += 8) __builtin_prefetch(ahead + j);
@@ -74,8 +97,12 @@ bool net_block(const NetArgs& g, std::size_t a, std::size_t s0, std::int64_t tag
                 }
             }
         }
+        const bool stream = g.stream && reinterpret_cast<std::uintptr_t>(dst) % sizeof(P) == 0;
         for (std::size_t j = 0; j < NP; ++j) {
-            ei::pstoreu(dst + j * lanes, acc[j]);
+            if (stream)
+                store_stream(dst + j * lanes, acc[j]);
+            else
+                ei::pstoreu(dst + j * lanes, acc[j]);
             finite = finite && all_finite(acc[j]);
         }
         unit = next_unit;
@@ -121,7 +148,11 @@ std::size_t net_accounts(const RiskArraysView& r, const PositionsView& p, std::s
             if (mark[u] != tag) std::fill(pnl + a * row + u * ns, pnl + a * row + (u + 1) * ns, 0.0);
     }
     std::fill(mark.begin(), mark.end(), -1);
-    const NetArgs g{r, p, pnl, mark.data(), p.account_start[end] - 1, row};
+    // The output streams past the caches when it cannot stay in L2 beside the risk tile anyway
+    // (measured on the bench's 80 MB output: about a quarter faster than plain stores); a small
+    // output stays cached for the reduction that reads it next.
+    const NetArgs g{r, p, pnl, mark.data(), p.account_start[end] - 1, row,
+                    (end - begin) * row * sizeof(double) > cache_sizes().l2};
     // Register blocks of one tile: full ones, then the leftover packets, then leftover scenarios.
     const std::size_t tile = net_tile(r);
     std::int64_t tag = 0;
@@ -142,5 +173,6 @@ std::size_t net_accounts(const RiskArraysView& r, const PositionsView& p, std::s
             if (!finite && a < first_bad) first_bad = a;
         }
     }
+    if (g.stream) stream_fence();  // the streamed stores reach memory before another thread reads them
     return first_bad;
 }
