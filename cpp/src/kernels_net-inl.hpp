@@ -20,7 +20,7 @@ using Packet = Eigen::internal::packet_traits<double>::type;
 constexpr std::size_t kLanes = static_cast<std::size_t>(Eigen::internal::packet_traits<double>::size);
 constexpr std::size_t kNetPackets = 8;  // accumulators: 64 scenarios on AVX-512, 32 on AVX2
 constexpr std::size_t kNetBlock = kNetPackets * kLanes;
-constexpr std::int64_t kNetAhead = 8;  // positions ahead whose risk slice is prefetched (measured: 8 > 4, 16)
+constexpr std::int64_t kNetAhead = 8;  // positions ahead whose risk slice is prefetched (tuned with bench/bench_net.py)
 
 // A store that bypasses the caches, to an address aligned to the packet: the output is read again
 // only when a unit comes back, and written through the caches it would evict the risk tile from L2
@@ -149,8 +149,8 @@ std::size_t net_accounts(const RiskArraysView& r, const PositionsView& p, std::s
     }
     std::fill(mark.begin(), mark.end(), -1);
     // The output streams past the caches when it cannot stay in L2 beside the risk tile anyway
-    // (measured on the bench's 80 MB output: about a quarter faster than plain stores); a small
-    // output stays cached for the reduction that reads it next.
+    // (faster on bench/bench_net.py's large book: no read-for-ownership, the tile stays in L2); a
+    // small output stays cached for the reduction that reads it next.
     const NetArgs g{r, p, pnl, mark.data(), p.account_start[end] - 1, row,
                     (end - begin) * row * sizeof(double) > cache_sizes().l2};
     // Register blocks of one tile: full ones, then the leftover packets, then leftover scenarios.
