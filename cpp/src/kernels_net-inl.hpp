@@ -20,7 +20,8 @@ using Packet = Eigen::internal::packet_traits<double>::type;
 constexpr std::size_t kLanes = static_cast<std::size_t>(Eigen::internal::packet_traits<double>::size);
 constexpr std::size_t kNetPackets = 8;  // accumulators: 64 scenarios on AVX-512, 32 on AVX2
 constexpr std::size_t kNetBlock = kNetPackets * kLanes;
-constexpr std::int64_t kNetAhead = 8;  // positions ahead whose risk slice is prefetched (tuned with bench/bench_net.py)
+// Positions ahead whose risk slice is prefetched into L1 (tuned with bench/bench_net.py).
+constexpr std::int64_t kNetAhead = 8;
 
 // A store that bypasses the caches, to an address aligned to the packet: the output is read again
 // only when a unit comes back, and written through the caches it would evict the risk tile from L2
@@ -82,13 +83,14 @@ bool net_block(const NetArgs& g, std::size_t a, std::size_t s0, std::int64_t tag
         std::size_t next_unit = unit;
         for (; k < k_end; ++k) {
             if constexpr (lanes > 1) {
-                const double* ahead = g.r.risk +
-                                      static_cast<std::size_t>(instrument[std::min(k + kNetAhead, g.k_last)]) * ns + s0;
+                const auto i_ahead = static_cast<std::size_t>(instrument[std::min(k + kNetAhead, g.k_last)]);
+                const double* ahead = g.r.risk + i_ahead * ns + s0;
                 for (std::size_t j = 0; j < NP * lanes; j += 8) __builtin_prefetch(ahead + j);
             }
             const double* src = g.r.risk + static_cast<std::size_t>(instrument[k]) * ns + s0;
             const P q = ei::pset1<P>(g.p.quantity[k]);
-            for (std::size_t j = 0; j < NP; ++j) acc[j] = ei::padd(acc[j], ei::pmul(q, ei::ploadu<P>(src + j * lanes)));
+            for (std::size_t j = 0; j < NP; ++j)
+                acc[j] = ei::padd(acc[j], ei::pmul(q, ei::ploadu<P>(src + j * lanes)));
             if (k + 1 < k_end) {
                 next_unit = static_cast<std::size_t>(g.r.risk_unit[instrument[k + 1]]);
                 if (next_unit != unit) {
@@ -160,8 +162,8 @@ std::size_t net_accounts(const RiskArraysView& r, const PositionsView& p, std::s
         const std::size_t t1 = std::min(ns, t0 + tile);
         const std::size_t packets_end = t1 - (t1 == ns ? ns % kLanes : 0);
         const std::size_t full_end = t0 + (packets_end - t0) / kNetBlock * kNetBlock;
-        const NetBlockFn rest_packets =
-            pick_block<Packet>((packets_end - full_end) / kLanes, std::make_index_sequence<kNetPackets - 1>{});
+        const NetBlockFn rest_packets = pick_block<Packet>((packets_end - full_end) / kLanes,
+                                                           std::make_index_sequence<kNetPackets - 1>{});
         const NetBlockFn rest_scalars =
             pick_block<double>(t1 - packets_end, std::make_index_sequence<kLanes - 1>{});
         for (std::size_t a = begin; a < end; ++a) {
