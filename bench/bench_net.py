@@ -25,6 +25,15 @@ def aligned_empty(shape) -> np.ndarray:
     return storage[skip : skip + count].reshape(shape)
 
 
+def net_tile_scenarios(args: argparse.Namespace, caches: dict[str, int], lanes: int) -> int:
+    """The kernel's scenario tile (cpp/src/kernels_net-inl.hpp, net_tile): the most whole register
+    blocks of 8 SIMD packets whose R slice fits half the L2 (1 MiB when sysfs does not say), at
+    least one block, at most every scenario."""
+    block = 8 * lanes
+    blocks = caches.get("L2", 1 << 20) // 2 // (max(args.instruments, 1) * 8) // block
+    return min(max(blocks, 1) * block, args.scenarios)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--accounts", type=int, default=10_000)
@@ -47,8 +56,8 @@ def main() -> None:
     q = sp.csr_matrix((quantity, instrument, start), shape=(args.accounts, args.instruments))
 
     # The ceilings: each position streams its row slice of R from the cache level that holds one
-    # scenario block of R (the kernel's tile: 8 SIMD packets of scenarios x every instrument), and
-    # P is written once to memory. Bound = R bytes / read bandwidth + P bytes / write bandwidth.
+    # scenario tile of R (every instrument), and P is written once to memory. Bound = R bytes /
+    # read bandwidth over the tile + P bytes / write bandwidth over P.
     lanes = {"avx512": 8, "avx2": 4, "baseline": 2}
     r_bytes = args.positions * args.scenarios * 8
     p_bytes = args.accounts * args.scenarios * 8
@@ -78,10 +87,8 @@ def main() -> None:
                 ),
                 repeat=args.repeat,
             )
-            tile = min(
-                args.instruments * min(8 * lanes.get(target, 2), args.scenarios) * 8,
-                args.instruments * args.scenarios * 8,
-            )
+            tile_scenarios = net_tile_scenarios(args, caches, lanes.get(target, 2))
+            tile = args.instruments * tile_scenarios * 8
             read_bw = read_bandwidth(tile)
             bound = r_bytes / read_bw + p_bytes / write_bw
             results[target] = {
@@ -91,6 +98,7 @@ def main() -> None:
                 "ratio_out": ref_t / t_out,
                 "max_abs_diff": err,
                 "tile_bytes": tile,
+                "tile_scenarios": tile_scenarios,
                 "read_bandwidth_tile": read_bw,
                 "write_bandwidth_memory": write_bw,
                 "bound_s": bound,
@@ -103,7 +111,8 @@ def main() -> None:
             print(f"    into a reused out=: {t_out * 1e3:8.1f} ms  x{ref_t / t_out:4.2f}")
             print(
                 f"    bound {bound * 1e3:6.1f} ms (R slices {r_bytes >> 20} MB at {read_bw / 1e9:.1f} GB/s over a "
-                f"{tile >> 10} KB tile, P {p_bytes >> 20} MB written): kernel at {bound / t:.0%} of it, "
+                f"{tile >> 10} KB tile of {tile_scenarios} scenarios, P {p_bytes >> 20} MB written): "
+                f"kernel at {bound / t:.0%} of it, "
                 f"{bound / t_out:.0%} into out="
             )
     finally:

@@ -23,6 +23,7 @@
 
 #include <Eigen/Core>
 
+#include "cache_info.hpp"
 #include "kernels.hpp"
 
 namespace marginkernel::detail {

@@ -1,28 +1,136 @@
 // Part of kernels_isa.cpp (Highway-style): stage 2, netting.
 // Included once per SIMD target inside namespace marginkernel::detail::<target>::{anonymous}, with
 // Eigen renamed for that target; no include guard on purpose. Only plain pointers leave it.
+//
+// Scenario-tiled netting. The scenarios are cut into tiles sized at run time from the CPU's L2
+// (cache_info.hpp): the slice R[:, tile] of every instrument stays in L2 while all the accounts'
+// positions are summed into it; within a tile each account takes the tile's register blocks (up to
+// kNetPackets SIMD packets of scenarios) in turn, its few positions staying in L1 across them. For
+// one register block, every position's product is added into accumulators held in registers
+// (explicit packets: the compiler will not keep an Eigen array in registers across the loop), and
+// each account's output block is written once per run of positions in one risk unit.
+//
+// Exactness: per (account, unit, scenario) the sum is taken position by position in position order,
+// each product rounded before it is added (no FMA; the TU is compiled with -ffp-contract=off), as
+// the reference takes it, so that a position and its exact opposite cancel exactly and every target,
+// tile and thread count gives the same bits. A run of positions of a unit that came back after
+// another unit continues from what the unit's earlier runs left in the output.
 
-// y += a * x (the netting tail).
-void axpy(double* y, const double* x, double a, std::size_t n) {
-    Eigen::Map<Eigen::ArrayXd>(y, static_cast<Eigen::Index>(n)) +=
-        a * Eigen::Map<const Eigen::ArrayXd>(x, static_cast<Eigen::Index>(n));
-}
-
-// Scenario-blocked netting. For a block of kNetPackets SIMD packets of scenarios, the slice
-// R[:, block] stays in cache while every account's positions are summed into accumulators held in
-// registers (explicit packets: the compiler will not keep an Eigen array in registers across the
-// loop); each account's output block is written once per run of positions in one risk unit.
-// Products are rounded before they are added (no FMA), like the reference, so that a position and
-// its exact opposite cancel exactly.
 using Packet = Eigen::internal::packet_traits<double>::type;
 constexpr std::size_t kLanes = static_cast<std::size_t>(Eigen::internal::packet_traits<double>::size);
-constexpr std::size_t kNetPackets = 8;  // 64 scenarios on AVX-512, 32 on AVX2
+constexpr std::size_t kNetPackets = 8;  // accumulators: 64 scenarios on AVX-512, 32 on AVX2
 constexpr std::size_t kNetBlock = kNetPackets * kLanes;
-constexpr std::int64_t kNetAhead = 4;  // positions ahead whose risk slice is prefetched
+// Positions ahead whose risk slice is prefetched into L1 (tuned with bench/bench_net.py).
+constexpr std::int64_t kNetAhead = 8;
+
+// A store that bypasses the caches, to an address aligned to the packet: the output is read again
+// only when a unit comes back, and written through the caches it would evict the risk tile from L2
+// and first read each line from memory. A plain store where the instruction set has no such store.
+inline void store_stream(double* d, const Packet& v) {
+#if defined(__AVX512F__)
+    _mm512_stream_pd(d, v);
+#elif defined(__AVX__)
+    _mm256_stream_pd(d, v);
+#elif defined(__SSE2__)
+    _mm_stream_pd(d, v);
+#else
+    Eigen::internal::pstore(d, v);
+#endif
+}
+// Orders the streamed stores before the later ones (the caller's hand-over to other threads).
+inline void stream_fence() {
+#if defined(__SSE2__)
+    _mm_sfence();
+#endif
+}
+inline void store_stream(double* d, double v) { *d = v; }
+
+inline bool all_finite(const Packet& v) { return pk::all(finite_lanes(v)); }
+inline bool all_finite(double v) { return std::isfinite(v); }
+
+// Everything one register block of one account needs, shared by all its blocks.
+struct NetArgs {
+    const RiskArraysView& r;
+    const PositionsView& p;
+    double* pnl;
+    std::int64_t* mark;  // per unit: the tag of the (account, block) that last wrote its row
+    std::int64_t k_last;  // the last position of the thread's accounts (prefetch bound)
+    std::size_t row;      // n_units * n_scenarios: one account's output
+    bool stream;          // non-temporal stores for the output (see net_accounts)
+};
+
+// Account a, scenarios [s0, s0 + NP * lanes of P): P is a SIMD packet or a plain double (the last
+// ns % kLanes scenarios). Returns whether every sum stayed finite.
+template <class P, std::size_t NP>
+bool net_block(const NetArgs& g, std::size_t a, std::size_t s0, std::int64_t tag) {
+    namespace ei = Eigen::internal;
+    constexpr std::size_t lanes = sizeof(P) / sizeof(double);
+    const std::size_t ns = g.r.n_scenarios;
+    const auto* instrument = g.p.instrument;
+    auto k = g.p.account_start[a];
+    const auto k_end = g.p.account_start[a + 1];
+    bool finite = true;
+    std::size_t unit = k < k_end ? static_cast<std::size_t>(g.r.risk_unit[instrument[k]]) : 0;
+    while (k < k_end) {
+        double* dst = g.pnl + a * g.row + unit * ns + s0;
+        P acc[NP];
+        if (g.mark[unit] != tag) {
+            g.mark[unit] = tag;
+            for (auto& v : acc) v = ei::pset1<P>(0.0);
+        } else {  // the unit came back: continue from its earlier sum
+            for (std::size_t j = 0; j < NP; ++j) acc[j] = ei::ploadu<P>(dst + j * lanes);
+        }
+        std::size_t next_unit = unit;
+        for (; k < k_end; ++k) {
+            if constexpr (lanes > 1) {
+                const auto i_ahead = static_cast<std::size_t>(instrument[std::min(k + kNetAhead, g.k_last)]);
+                const double* ahead = g.r.risk + i_ahead * ns + s0;
+                for (std::size_t j = 0; j < NP * lanes; j += 8) __builtin_prefetch(ahead + j);
+            }
+            const double* src = g.r.risk + static_cast<std::size_t>(instrument[k]) * ns + s0;
+            const P q = ei::pset1<P>(g.p.quantity[k]);
+            for (std::size_t j = 0; j < NP; ++j)
+                acc[j] = ei::padd(acc[j], ei::pmul(q, ei::ploadu<P>(src + j * lanes)));
+            if (k + 1 < k_end) {
+                next_unit = static_cast<std::size_t>(g.r.risk_unit[instrument[k + 1]]);
+                if (next_unit != unit) {
+                    ++k;
+                    break;
+                }
+            }
+        }
+        const bool stream = g.stream && reinterpret_cast<std::uintptr_t>(dst) % sizeof(P) == 0;
+        for (std::size_t j = 0; j < NP; ++j) {
+            if (stream)
+                store_stream(dst + j * lanes, acc[j]);
+            else
+                ei::pstoreu(dst + j * lanes, acc[j]);
+            finite = finite && all_finite(acc[j]);
+        }
+        unit = next_unit;
+    }
+    return finite;
+}
+
+using NetBlockFn = bool (*)(const NetArgs&, std::size_t, std::size_t, std::int64_t);
+
+template <class P, std::size_t... NP>
+NetBlockFn pick_block(std::size_t packets, std::index_sequence<NP...>) {
+    static constexpr NetBlockFn table[] = {nullptr, &net_block<P, NP + 1>...};  // by packet count
+    return packets <= sizeof...(NP) ? table[packets] : nullptr;
+}
+
+// The scenario tile: the largest whole number of register blocks whose R slice (every instrument)
+// fits half the L2 (the other half for positions, output lines and the prefetched slices), at least
+// one block and at most every scenario.
+std::size_t net_tile(const RiskArraysView& r) {
+    const std::size_t per_scenario = std::max<std::size_t>(r.n_instruments, 1) * sizeof(double);
+    const std::size_t blocks = cache_sizes().l2 / 2 / per_scenario / kNetBlock;
+    return std::min(std::max<std::size_t>(blocks, 1) * kNetBlock, r.n_scenarios);
+}
 
 std::size_t net_accounts(const RiskArraysView& r, const PositionsView& p, std::size_t begin,
                          std::size_t end, double* pnl) {
-    namespace ei = Eigen::internal;
     if (begin >= end) return kNone;  // nothing to net: allocate nothing (n_units may be huge)
     std::size_t first_bad = kNone;  // an account whose P&L overflowed (finite inputs, huge values)
     const std::size_t ns = r.n_scenarios;
@@ -31,77 +139,42 @@ std::size_t net_accounts(const RiskArraysView& r, const PositionsView& p, std::s
     // Rows (account, unit) without positions are zero; every other row is written by plain stores
     // the first time a block of it is reached and accumulated after that, so the output is
     // neither cleared nor read back in the common case of one run of positions per risk unit.
+    // One unit (the common case): every account with a position writes its whole row.
     std::vector<std::int64_t> mark(units, -1);
     for (std::size_t a = begin; a < end; ++a) {
         const auto tag = static_cast<std::int64_t>(a);
+        if (units == 1 && p.account_start[a] < p.account_start[a + 1]) continue;
         for (auto k = p.account_start[a]; k < p.account_start[a + 1]; ++k)
             mark[static_cast<std::size_t>(r.risk_unit[p.instrument[k]])] = tag;
         for (std::size_t u = 0; u < units; ++u)
             if (mark[u] != tag) std::fill(pnl + a * row + u * ns, pnl + a * row + (u + 1) * ns, 0.0);
     }
     std::fill(mark.begin(), mark.end(), -1);
+    // The output streams past the caches when it cannot stay in L2 beside the risk tile anyway
+    // (faster on bench/bench_net.py's large book: no read-for-ownership, the tile stays in L2); a
+    // small output stays cached for the reduction that reads it next.
+    const NetArgs g{r, p, pnl, mark.data(), p.account_start[end] - 1, row,
+                    (end - begin) * row * sizeof(double) > cache_sizes().l2};
+    // Register blocks of one tile: full ones, then the leftover packets, then leftover scenarios.
+    const std::size_t tile = net_tile(r);
     std::int64_t tag = 0;
-    const std::size_t full = ns - ns % kNetBlock;
-    const std::int64_t k_last = p.account_start[end] - 1;  // the last position of these accounts
-    for (std::size_t s0 = 0; s0 < full; s0 += kNetBlock) {
-        for (std::size_t a = begin; a < end; ++a, ++tag) {
-            auto k = p.account_start[a];
-            const auto k_end = p.account_start[a + 1];
-            std::size_t unit = k < k_end ? static_cast<std::size_t>(r.risk_unit[p.instrument[k]]) : 0;
-            while (k < k_end) {
-                // The run's sum starts from what earlier runs of this unit left in the output, so
-                // that the sum is taken position by position in order, as the reference takes it.
-                double* dst = pnl + a * row + unit * ns + s0;
-                Packet acc[kNetPackets];
-                if (mark[unit] != tag) {
-                    mark[unit] = tag;
-                    for (auto& v : acc) v = ei::pset1<Packet>(0.0);
-                } else {
-                    for (std::size_t j = 0; j < kNetPackets; ++j) acc[j] = ei::ploadu<Packet>(dst + j * kLanes);
-                }
-                std::size_t next_unit = unit;
-                for (; k < k_end; ++k) {
-                    // The slice of a position a few ahead (possibly in the next accounts).
-                    const double* ahead =
-                        r.risk + static_cast<std::size_t>(p.instrument[std::min(k + kNetAhead, k_last)]) * ns + s0;
-                    for (std::size_t j = 0; j < kNetBlock; j += 8) __builtin_prefetch(ahead + j);
-                    const double* src = r.risk + static_cast<std::size_t>(p.instrument[k]) * ns + s0;
-                    const Packet q = ei::pset1<Packet>(p.quantity[k]);
-                    for (std::size_t j = 0; j < kNetPackets; ++j)
-                        acc[j] = ei::padd(acc[j], ei::pmul(q, ei::ploadu<Packet>(src + j * kLanes)));
-                    if (k + 1 < k_end) {
-                        next_unit = static_cast<std::size_t>(r.risk_unit[p.instrument[k + 1]]);
-                        if (next_unit != unit) {
-                            ++k;
-                            break;
-                        }
-                    }
-                }
-                Packet finite = finite_lanes(acc[0]);
-                for (std::size_t j = 0; j < kNetPackets; ++j) {
-                    ei::pstoreu(dst + j * kLanes, acc[j]);
-                    finite = ei::pand(finite, finite_lanes(acc[j]));
-                }
-                if (!pk::all(finite) && a < first_bad) first_bad = a;
-                unit = next_unit;
-            }
+    for (std::size_t t0 = 0; t0 < ns; t0 += tile) {
+        const std::size_t t1 = std::min(ns, t0 + tile);
+        const std::size_t packets_end = t1 - (t1 == ns ? ns % kLanes : 0);
+        const std::size_t full_end = t0 + (packets_end - t0) / kNetBlock * kNetBlock;
+        const NetBlockFn rest_packets = pick_block<Packet>((packets_end - full_end) / kLanes,
+                                                           std::make_index_sequence<kNetPackets - 1>{});
+        const NetBlockFn rest_scalars =
+            pick_block<double>(t1 - packets_end, std::make_index_sequence<kLanes - 1>{});
+        for (std::size_t a = begin; a < end; ++a) {
+            bool finite = true;
+            for (std::size_t s0 = t0; s0 < full_end; s0 += kNetBlock)
+                finite = net_block<Packet, kNetPackets>(g, a, s0, tag++) && finite;
+            if (rest_packets) finite = rest_packets(g, a, full_end, tag++) && finite;
+            if (rest_scalars) finite = rest_scalars(g, a, packets_end, tag++) && finite;
+            if (!finite && a < first_bad) first_bad = a;
         }
     }
-    if (full == ns) return first_bad;
-    // The last ns % kNetBlock scenarios: clear the tails of the rows that have positions, then add
-    // position by position.
-    const auto tail = [&](std::size_t a, std::int64_t k) {
-        return pnl + a * row + static_cast<std::size_t>(r.risk_unit[p.instrument[k]]) * ns + full;
-    };
-    for (std::size_t a = begin; a < end; ++a) {
-        for (auto k = p.account_start[a]; k < p.account_start[a + 1]; ++k)
-            std::fill(tail(a, k), tail(a, k) + (ns - full), 0.0);
-        for (auto k = p.account_start[a]; k < p.account_start[a + 1]; ++k)
-            axpy(tail(a, k), r.risk + static_cast<std::size_t>(p.instrument[k]) * ns + full, p.quantity[k],
-                 ns - full);
-        for (auto k = p.account_start[a]; k < p.account_start[a + 1] && a < first_bad; ++k)
-            for (std::size_t s = 0; s < ns - full; ++s)
-                if (!std::isfinite(tail(a, k)[s])) first_bad = a;
-    }
+    if (g.stream) stream_fence();  // the streamed stores reach memory before another thread reads them
     return first_bad;
 }

@@ -70,10 +70,31 @@ void net(const RiskArraysView& r, const PositionsView& p, double* pnl, int threa
     require_pointer("pnl", pnl);
     const Kernels& kernels = active_kernels();
     std::atomic<std::size_t> first_bad{kNone};  // the first account whose P&L overflowed
-    parallel_for(p.n_accounts, threads, [&](std::size_t begin, std::size_t end) {
-        const std::size_t a = kernels.net_accounts(r, p, begin, end, pnl);
-        std::size_t seen = first_bad.load();
-        while (a < seen && !first_bad.compare_exchange_weak(seen, a)) {
+    // One contiguous range of accounts per thread, cut so that each holds about the same work: its
+    // positions plus one per account (an account's output row costs about a position's risk row).
+    // Accounts of very different sizes (a few big books) then still share the cores evenly; the cut
+    // never changes a result, every account being netted by the same code on any thread.
+    const std::size_t chunks = thread_count(p.n_accounts, threads);
+    const auto work = [&](std::size_t a) { return static_cast<std::size_t>(p.account_start[a]) + a; };
+    const auto cut = [&](std::size_t c) {
+        if (c == chunks) return p.n_accounts;
+        const std::size_t target = work(p.n_accounts) / chunks * c + work(p.n_accounts) % chunks * c / chunks;
+        std::size_t lo = 0, hi = p.n_accounts;  // the first account whose work before it reaches target
+        while (lo < hi) {
+            const std::size_t mid = lo + (hi - lo) / 2;
+            if (work(mid) < target)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        return lo;
+    };
+    parallel_for(chunks, threads, [&](std::size_t c0, std::size_t c1) {
+        for (std::size_t c = c0; c < c1; ++c) {
+            const std::size_t a = kernels.net_accounts(r, p, cut(c), cut(c + 1), pnl);
+            std::size_t seen = first_bad.load();
+            while (a < seen && !first_bad.compare_exchange_weak(seen, a)) {
+            }
         }
     });
     if (first_bad.load() != kNone) overflow(r, p, first_bad.load());
