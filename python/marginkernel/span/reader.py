@@ -318,12 +318,60 @@ def _stream(source: Any, label: str, products: Iterable[str] | None) -> SpanFile
             gc.enable()
 
 
+class _PullFallback:
+    """The public-API event source (``XMLPullParser.read_events``), for an ElementTree without the
+    parser's ``_setevents`` hook; same events, one generator step each."""
+
+    def __init__(self, events: list[tuple[str, ET.Element]]) -> None:
+        self._parser = ET.XMLPullParser(events=("start", "end"))
+        self._events = events
+
+    def feed(self, data: bytes) -> None:
+        self._parser.feed(data)
+        self._events.extend(self._parser.read_events())  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self._parser.close()
+        self._events.extend(self._parser.read_events())  # type: ignore[arg-type]
+
+
+def _event_parser() -> tuple[Any, list[tuple[str, ET.Element]]]:
+    """An XML parser that appends its ("start" | "end", element) events to a plain list.
+
+    This is what ``iterparse`` does underneath, minus its two generator layers and queue, which
+    cost more than the parse itself (one Python frame switch per event, ~2 events per element)."""
+    events: list[tuple[str, ET.Element]] = []
+    parser = ET.XMLParser(target=ET.TreeBuilder())
+    hook = getattr(parser, "_setevents", None)
+    if hook is None:  # pragma: no cover - every CPython since 3.4 has it
+        return _PullFallback(events), events
+    hook(events, ("start", "end"))
+    return parser, events
+
+
+_CHUNK = 1 << 16
+
+
 def _read(source: Any, label: str, products: Iterable[str] | None) -> SpanFile:
     b = _Builder(products)
     stack: list[ET.Element] = []
     root_tag = None
-    try:
-        for event, elem in ET.iterparse(source, events=("start", "end")):
+    parser, events = _event_parser()
+    failure: ET.ParseError | None = None
+    done = False
+    while not done:
+        chunk = source.read(_CHUNK)
+        done = not chunk
+        try:
+            if done:
+                parser.close()
+            else:
+                parser.feed(chunk)
+        except ET.ParseError as exc:
+            failure, done = exc, True
+        # the events before a parse error are handled first (a bad value ahead of the break is
+        # reported as such, and the error names the open elements), as with iterparse
+        for event, elem in events:
             if event == "start":
                 if root_tag is None:
                     root_tag = elem.tag
@@ -333,9 +381,10 @@ def _read(source: Any, label: str, products: Iterable[str] | None) -> SpanFile:
             if elem.tag in _HANDLED and _on_end(b, elem, stack) and stack:
                 elem.clear()
                 stack[-1].remove(elem)
-    except ET.ParseError as exc:
+        events.clear()
+    if failure is not None:
         at = "/".join(e.tag for e in stack) or "start of file"
-        raise ValueError(f"{label}malformed SPAN XML (truncated or not well-formed) in {at}: {exc}") from None
+        raise ValueError(f"{label}malformed SPAN XML (truncated or not well-formed) in {at}: {failure}")
     if b.header.get("file_format") and not b.header["file_format"].startswith("4."):
         raise ValueError(
             f"spanFile/<fileFormat>: unsupported format {b.header['file_format']!r} (this reader handles 4.x)"
