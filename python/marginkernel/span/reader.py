@@ -323,7 +323,7 @@ class _PullFallback:
     parser's ``_setevents`` hook; same events, one generator step each."""
 
     def __init__(self, events: list[tuple[str, ET.Element]]) -> None:
-        self._parser = ET.XMLPullParser(events=("start", "end"))
+        self._parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
         self._events = events
 
     def feed(self, data: bytes) -> None:
