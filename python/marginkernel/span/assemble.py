@@ -106,20 +106,32 @@ def _links(b: _Builder, pf_ids: set[int]) -> dict[int, str]:
 
 
 def _contract_keys(df: pd.DataFrame) -> list[str]:
+    # plain lists (iterating pandas string columns costs a call per value); a strike's text once
+    strikes: dict[float, str] = {}
     out = []
-    cols = (df["pf_type"], df["pf_code"], df["period"], df["kind"], df["strike"])
+    cols = (df[c].tolist() for c in ("pf_type", "pf_code", "period", "kind", "strike"))
     for pf_type, code, period, kind, strike in zip(*cols, strict=True):
         key = f"{pf_type}:{code}:{period}"
         if kind in ("C", "P"):
-            key += f":{kind}:{format(float(strike), '.10g')}"
+            text = strikes.get(strike)
+            if text is None:
+                text = strikes[strike] = format(float(strike), ".10g")
+            key += f":{kind}:{text}"
         out.append(key)
     return out
+
+
+def _months(periods: pd.Series) -> list[str]:
+    """period_month of every period, computed once per distinct period."""
+    values = periods.tolist()
+    month = {p: period_month(p) for p in set(values)}
+    return [month[p] for p in values]
 
 
 def _contracts(b: _Builder, pf_cc: dict[int, str]) -> pd.DataFrame:
     df = b.contracts.frame(_CONTRACT_COLS)
     df.insert(4, "cc", df["pf_id"].map(pf_cc).fillna(""))
-    df.insert(6, "month", df["period"].map(period_month))
+    df.insert(6, "month", _months(df["period"]))
     df["und_row"] = _underlyings(b)
     df.insert(0, "contract", _contract_keys(df))
     if df["contract"].duplicated().any():
