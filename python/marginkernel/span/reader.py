@@ -359,6 +359,7 @@ def _read(source: Any, label: str, products: Iterable[str] | None) -> SpanFile:
     parser, events = _event_parser()
     failure: ET.ParseError | None = None
     done = False
+    push, pop = stack.append, stack.pop
     while not done:
         chunk = source.read(_CHUNK)
         done = not chunk
@@ -371,14 +372,12 @@ def _read(source: Any, label: str, products: Iterable[str] | None) -> SpanFile:
             failure, done = exc, True
         # the events before a parse error are handled first (a bad value ahead of the break is
         # reported as such, and the error names the open elements), as with iterparse
-        for event, elem in events:
+        if root_tag is None and events:
+            root_tag = events[0][1].tag
+        for event, elem in events:  # ~2 events an element: kept to a push, or a pop and a set lookup
             if event == "start":
-                if root_tag is None:
-                    root_tag = elem.tag
-                stack.append(elem)
-                continue
-            stack.pop()
-            if elem.tag in _HANDLED and _on_end(b, elem, stack) and stack:
+                push(elem)
+            elif pop().tag in _HANDLED and _on_end(b, elem, stack) and stack:
                 elem.clear()
                 stack[-1].remove(elem)
         events.clear()
