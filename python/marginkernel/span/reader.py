@@ -1,10 +1,13 @@
-"""Streaming SPAN XML reader: ``iterparse`` over the file, one record at a time.
+"""Streaming SPAN XML reader: the file fed in 64 KB chunks to ElementTree's C parser, one record at a
+time.
 
-Each ``<phy>`` and ``<fut>`` is read at its end event and then detached from the tree, each option
-series with its ``<opt>`` children at the series' end (one series in memory at a time), as are
-portfolios and commodity definitions once consumed, so memory holds the contracts kept (compact
-typed columns, see :class:`.model.Columns`), never the XML tree. Headers of a
-series or portfolio are read from the fields that precede their contracts (the schema's order).
+The parser appends its start/end events to a plain list that one loop drains after each chunk (no
+``iterparse`` generators: they cost more than the parse). Each ``<phy>`` and ``<fut>`` is read at
+its end event and then detached from the tree, each option series with its ``<opt>`` children at
+the series' end (one series in memory at a time), as are portfolios and commodity definitions once
+consumed, so memory holds the contracts kept (compact typed columns, see :class:`.model.Columns`),
+never the XML tree. Headers of a series or portfolio are read from the fields that precede their
+contracts (the schema's order).
 """
 
 from __future__ import annotations
