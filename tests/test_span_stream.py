@@ -31,15 +31,31 @@ def test_chunk_size_does_not_change_the_result(monkeypatch, chunk):
     assert got.risk_arrays.shape == (len(got.contracts), 16)
 
 
+def _events_only(monkeypatch) -> None:
+    """Read on per-element events (the path that also reports malformed files)."""
+    monkeypatch.setattr(reader, "_read_tree", lambda source, products: None)
+
+
+@pytest.mark.parametrize("chunk", [1, 1000, 1 << 16])
+def test_event_reader_gives_the_same_file(monkeypatch, chunk):
+    tree, subset = span.parse_span(XML), span.parse_span(XML, products=["STK1"])
+    assert sorted(set(subset.contracts["pf_code"])) == ["STK1"]
+    _events_only(monkeypatch)
+    monkeypatch.setattr(reader, "_CHUNK", chunk)
+    _same(tree, span.parse_span(XML))
+    _same(subset, span.parse_span(XML, products=["STK1"]))
+
+
 def test_pull_parser_fallback_gives_the_same_file(monkeypatch):
-    fast = span.parse_span(XML)
+    tree = span.parse_span(XML)
 
     def fallback():
         events: list = []
         return reader._PullFallback(events), events
 
+    _events_only(monkeypatch)
     monkeypatch.setattr(reader, "_event_parser", fallback)
-    _same(fast, span.parse_span(XML))
+    _same(tree, span.parse_span(XML))
     with pytest.raises(ValueError, match=r"malformed SPAN XML \(truncated or not well-formed\) in spanFile"):
         span.parse_span(XML[: len(XML) // 2])
 

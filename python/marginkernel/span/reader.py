@@ -355,7 +355,9 @@ def _event_parser() -> tuple[Any, list[tuple[str, ET.Element]]]:
 _CHUNK = 1 << 16
 
 
-def _read(source: Any, label: str, products: Iterable[str] | None) -> SpanFile:
+def _read_events(source: Any, label: str, products: Iterable[str] | None) -> SpanFile:
+    """The reader on start/end events: also the one that reports a malformed file (it knows the
+    open elements and handles every record before the break)."""
     b = _Builder(products)
     stack: list[ET.Element] = []
     root_tag = None
@@ -387,11 +389,85 @@ def _read(source: Any, label: str, products: Iterable[str] | None) -> SpanFile:
     if failure is not None:
         at = "/".join(e.tag for e in stack) or "start of file"
         raise ValueError(f"{label}malformed SPAN XML (truncated or not well-formed) in {at}: {failure}")
+    return _finish(b, root_tag)
+
+
+def _finish(b: _Builder, root_tag: str | None) -> SpanFile:
     if b.header.get("file_format") and not b.header["file_format"].startswith("4."):
         raise ValueError(
             f"spanFile/<fileFormat>: unsupported format {b.header['file_format']!r} (this reader handles 4.x)"
         )
     return b.finish(root_tag)
+
+
+#: elements whose children are handled one by one (records below them are handled whole)
+_DESCEND = frozenset({"spanFile", "pointInTime", "clearingOrg", "exchange", *PF_TYPE})
+
+
+def _drain(b: _Builder, elem: ET.Element, path: list[ET.Element], final: bool, seen: dict[int, int]) -> None:
+    """Handle the complete children of ``elem`` (all when ``final``, else all but the open last one)
+    in document order, post-order below the containers, as their end events would; detach those
+    consumed. ``seen`` holds how many leading children of a container were handled already."""
+    here = [*path, elem]
+    start = seen.pop(id(elem), 0)
+    stop = len(elem) if final else len(elem) - 1
+    if stop > start:
+        kept = []
+        for child in elem[start:stop]:
+            if child.tag in _DESCEND:  # complete: what is left of its children first
+                _drain(b, child, here, True, seen)
+            if child.tag in _HANDLED and _on_end(b, child, here):
+                child.clear()
+            else:
+                kept.append(child)
+        elem[start:stop] = kept
+        start += len(kept)
+    if not final:
+        seen[id(elem)] = start
+        if len(elem) and elem[-1].tag in _DESCEND:
+            _drain(b, elem[-1], here, False, seen)
+
+
+def _read_tree(source: Any, products: Iterable[str] | None) -> SpanFile | None:
+    """The reader without per-element events: the C parser builds the tree chunk by chunk, and after
+    each chunk the complete records along the open path (root, pointInTime, clearingOrg, exchange,
+    portfolio) are handled and detached. Python runs once per record, never per element. None when
+    the parser has no event hook (then :func:`_read_events` reads)."""
+    events: list[tuple[str, ET.Element]] = []
+    parser = ET.XMLParser(target=ET.TreeBuilder())
+    hook = getattr(parser, "_setevents", None)
+    if hook is None:  # pragma: no cover - every CPython since 3.4 has it
+        return None
+    hook(events, ("start",))  # until the root is known
+    b = _Builder(products)
+    root: ET.Element | None = None
+    seen: dict[int, int] = {}
+    while chunk := source.read(_CHUNK):
+        parser.feed(chunk)
+        if root is None and events:
+            root = events[0][1]
+            hook(events, ())
+            events.clear()
+        if root is not None:
+            _drain(b, root, [], False, seen)
+    parser.close()
+    assert root is not None  # close() raises on a document without an element
+    _drain(b, root, [], True, seen)
+    if root.tag in _HANDLED:
+        _on_end(b, root, [])
+    return _finish(b, root.tag)
+
+
+def _read(source: Any, label: str, products: Iterable[str] | None) -> SpanFile:
+    begin = source.tell()
+    try:
+        got = _read_tree(source, products)
+    except ET.ParseError:
+        got = None  # read again on events: the error names the open elements, as it always has
+    if got is not None:
+        return got
+    source.seek(begin)
+    return _read_events(source, label, products)
 
 
 def read_span(path: str | os.PathLike[str], *, products: Iterable[str] | None = None) -> SpanFile:
