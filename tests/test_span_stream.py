@@ -82,3 +82,13 @@ def test_series_fast_path_matches_the_checked_path(monkeypatch):
     fast = span.parse_span(XML)
     monkeypatch.setattr(reader.records, "options_fast", lambda opts, head, n_points: None)
     _same(fast, span.parse_span(XML))
+
+
+def test_duplicate_option_across_series_names_the_second():
+    first = XML.index("<opt><cId>")
+    c_id = XML[first + len("<opt><cId>") : XML.index("</cId>", first)]
+    second_series = XML.index("<series>", XML.index("</series>", first))
+    at = XML.index("<opt><cId>", second_series) + len("<opt><cId>")
+    bad = XML[:at] + c_id + XML[XML.index("</cId>", at) :]
+    with pytest.raises(ValueError, match=rf"/opt\[cId={c_id}\]: duplicate contract \(pfId \d+, cId {c_id}\)"):
+        span.parse_span(bad)

@@ -181,13 +181,15 @@ class _Builder:
             for opt in opts:
                 self.add_contract(records.option(opt, head, n_points), head["expiry_row"])
             return
-        start = self.contracts.n
-        for j, c_id in enumerate(cols["c_id"]):
-            key = (head["pf_id"], c_id)
-            if key in self.keys:
-                raise ValueError(f"{head['where']}/opt[cId={c_id}]: duplicate contract (pfId {key[0]}, cId {c_id})")
-            self.keys[key] = start + j
-        n = len(opts)
+        start, n = self.contracts.n, len(opts)
+        keys = list(zip([head["pf_id"]] * n, cols["c_id"], strict=True))
+        if len(set(keys)) != n or not self.keys.keys().isdisjoint(keys):
+            for c_id in cols["c_id"]:  # find the first duplicate, in file order
+                key = (head["pf_id"], c_id)
+                if key in self.keys:
+                    raise ValueError(f"{head['where']}/opt[cId={c_id}]: duplicate contract (pfId {key[0]}, cId {c_id})")
+                self.keys[key] = -1
+        self.keys.update(zip(keys, range(start, start + n), strict=True))
         same = {
             k: [head[k]] * n
             for k in (
