@@ -92,3 +92,11 @@ def test_duplicate_option_across_series_names_the_second():
     bad = XML[:at] + c_id + XML[XML.index("</cId>", at) :]
     with pytest.raises(ValueError, match=rf"/opt\[cId={c_id}\]: duplicate contract \(pfId \d+, cId {c_id}\)"):
         span.parse_span(bad)
+
+
+@pytest.mark.parametrize("tag", ["exchange", "oopPf", "series"])
+def test_deep_nesting_is_an_error_not_a_crash(tag):
+    at = XML.index("<exch>")
+    deep = XML[:at] + f"<{tag}>" * 5000 + f"</{tag}>" * 5000 + XML[at:]
+    with pytest.raises(ValueError, match=rf"exchange/<{tag}>: unknown element|exchange\[\w*\]/{tag}: missing <pfId>"):
+        span.parse_span(deep)

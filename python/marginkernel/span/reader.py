@@ -402,8 +402,15 @@ def _finish(b: _Builder, root_tag: str | None) -> SpanFile:
     return b.finish(root_tag)
 
 
-#: elements whose children are handled one by one (records below them are handled whole)
-_DESCEND = frozenset({"spanFile", "pointInTime", "clearingOrg", "exchange", *PF_TYPE})
+#: containers whose children are handled one by one (records below them are handled whole): the
+#: schema's path to the contracts, so the walk is at most 5 deep whatever the nesting of the file
+_DESCEND = {
+    "spanFile": frozenset({"pointInTime"}),
+    "pointInTime": frozenset({"clearingOrg"}),
+    "clearingOrg": frozenset({"exchange"}),
+    "exchange": frozenset(PF_TYPE),
+}
+_NONE: frozenset[str] = frozenset()
 
 
 def _drain(b: _Builder, elem: ET.Element, path: list[ET.Element], final: bool, seen: dict[int, int]) -> None:
@@ -411,12 +418,13 @@ def _drain(b: _Builder, elem: ET.Element, path: list[ET.Element], final: bool, s
     in document order, post-order below the containers, as their end events would; detach those
     consumed. ``seen`` holds how many leading children of a container were handled already."""
     here = [*path, elem]
+    inner = _DESCEND.get(elem.tag, _NONE)
     start = seen.pop(id(elem), 0)
     stop = len(elem) if final else len(elem) - 1
     if stop > start:
         kept = []
         for child in elem[start:stop]:
-            if child.tag in _DESCEND:  # complete: what is left of its children first
+            if child.tag in inner:  # complete: what is left of its children first
                 _drain(b, child, here, True, seen)
             if child.tag in _HANDLED and _on_end(b, child, here):
                 child.clear()
@@ -426,7 +434,7 @@ def _drain(b: _Builder, elem: ET.Element, path: list[ET.Element], final: bool, s
         start += len(kept)
     if not final:
         seen[id(elem)] = start
-        if len(elem) and elem[-1].tag in _DESCEND:
+        if len(elem) and elem[-1].tag in inner:
             _drain(b, elem[-1], here, False, seen)
 
 
