@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from marginkernel import span
-from marginkernel.span import reader
+from marginkernel.span import reader, records
 
 XML = span.sample_xml("nse", n_underlyings=3, n_strikes=4)
 FIRST_CALL = "<o>C</o><k>980.00</k>"
@@ -80,7 +80,7 @@ def test_bad_value_before_a_truncation_is_reported_first(monkeypatch):
 
 def test_series_fast_path_matches_the_checked_path(monkeypatch):
     fast = span.parse_span(XML)
-    monkeypatch.setattr(reader.records, "options_fast", lambda opts, head, n_points: None)
+    monkeypatch.setattr(records, "options_fast", lambda opts, head, n_points: None)
     _same(fast, span.parse_span(XML))
 
 

@@ -13,7 +13,7 @@ from .commodities import check_legs
 from .model import FileParams, SpanFile
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .reader import _Builder
+    from .builder import Builder
 
 _PRODUCT_COLS = [
     "pf_id",
@@ -67,7 +67,7 @@ _CONTRACT_COLS = [
 ]
 
 
-def _products(b: _Builder) -> pd.DataFrame:
+def _products(b: Builder) -> pd.DataFrame:
     df = pd.DataFrame(b.products, columns=_PRODUCT_COLS)
     if df["pf_id"].duplicated().any():
         raise ValueError(f"exchange: duplicate portfolio pfId {df.loc[df['pf_id'].duplicated(), 'pf_id'].iloc[0]}")
@@ -81,7 +81,7 @@ def _products(b: _Builder) -> pd.DataFrame:
     return df
 
 
-def _underlyings(b: _Builder) -> np.ndarray:
+def _underlyings(b: Builder) -> np.ndarray:
     und_row = np.full(b.contracts.n, -1, dtype=np.int64)
     for i, und in enumerate(b.und_refs):
         if und is None:
@@ -94,7 +94,7 @@ def _underlyings(b: _Builder) -> np.ndarray:
     return und_row
 
 
-def _links(b: _Builder, pf_ids: set[int]) -> dict[int, str]:
+def _links(b: Builder, pf_ids: set[int]) -> dict[int, str]:
     pf_cc = {}
     for pf, (cc, where) in b.defs.links.items():
         if pf not in pf_ids:
@@ -128,7 +128,7 @@ def _months(periods: pd.Series) -> list[str]:
     return [month[p] for p in values]
 
 
-def _contracts(b: _Builder, pf_cc: dict[int, str]) -> pd.DataFrame:
+def _contracts(b: Builder, pf_cc: dict[int, str]) -> pd.DataFrame:
     df = b.contracts.frame(_CONTRACT_COLS)
     df.insert(4, "cc", df["pf_id"].map(pf_cc).fillna(""))
     df.insert(6, "month", _months(df["period"]))
@@ -141,7 +141,7 @@ def _contracts(b: _Builder, pf_cc: dict[int, str]) -> pd.DataFrame:
     return df
 
 
-def assemble(b: _Builder, params: FileParams) -> SpanFile:
+def assemble(b: Builder, params: FileParams) -> SpanFile:
     """The SpanFile of everything ``b`` collected."""
     products = _products(b)
     pf_cc = _links(b, set(products["pf_id"]))
