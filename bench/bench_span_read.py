@@ -6,15 +6,17 @@ in a fresh process whose peak resident memory is reset after the imports (/proc/
 and reports the median time and the peak memory above the interpreter's after imports. The
 baseline is what a user would write first: ``xml.etree.ElementTree.parse`` of the whole tree (the
 tree only, no tables). A third run keeps one product of the file (``products=["IDX"]``): memory
-follows the contracts kept.
+follows the contracts kept. ``--reference DIR`` runs the read_span of another source tree (its
+``python/`` folder) in the same rounds: before/after comparisons under the same machine load.
 
-    python bench/bench_span_read.py [--mb 60] [--file path.spn] [--repeat 3]
+    python bench/bench_span_read.py [--mb 60] [--file path.spn] [--repeat 3] [--reference DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -67,13 +69,7 @@ def _generate(mb: float, folder: Path) -> Path:
     return path
 
 
-def _run(mode: str, path: Path, repeat: int) -> dict:
-    runs = []
-    for _ in range(repeat):
-        out = subprocess.run(
-            [sys.executable, "-c", _CHILD, mode, str(path)], capture_output=True, text=True, check=True
-        )
-        runs.append(json.loads(out.stdout))
+def _summary(runs: list[dict]) -> dict:
     return {
         "median_seconds": statistics.median(r["seconds"] for r in runs),
         "peak_mb": max(r["peak_mb"] for r in runs),
@@ -83,41 +79,67 @@ def _run(mode: str, path: Path, repeat: int) -> dict:
     }
 
 
+def _run(jobs: dict[str, tuple[str, str | None]], path: Path, repeat: int) -> dict[str, dict]:
+    """Every job `repeat` times, round-robin (the machine's load drifts; each job sees the same
+    drift), each run in a fresh process. A job is (mode, PYTHONPATH or None for the current one)."""
+    runs: dict[str, list[dict]] = {name: [] for name in jobs}
+    for _ in range(repeat):
+        for name, (mode, pythonpath) in jobs.items():
+            env = dict(os.environ)
+            if pythonpath is not None:
+                env["PYTHONPATH"] = pythonpath
+            out = subprocess.run(
+                [sys.executable, "-c", _CHILD, mode, str(path)], capture_output=True, text=True, check=True, env=env
+            )
+            runs[name].append(json.loads(out.stdout))
+    return {name: _summary(r) for name, r in runs.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=60.0)
     ap.add_argument("--file", type=Path)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument(
+        "--reference",
+        help="the python/ folder of another checkout (e.g. the previous release): its read_span runs "
+        "in the same rounds, as 'stream (reference)'",
+    )
     args = ap.parse_args()
+    jobs: dict[str, tuple[str, str | None]] = {"stream": ("stream", None)}
+    if args.reference:
+        jobs["reference"] = ("stream", str(Path(args.reference).resolve()))
+    jobs |= {"subset": ("subset", None), "tree": ("tree", None)}
     with tempfile.TemporaryDirectory() as tmp:
         path = args.file or _generate(args.mb, Path(tmp))
         size = path.stat().st_size / 1e6
-        stream = _run("stream", path, args.repeat)
-        subset = _run("subset", path, args.repeat)
-        tree = _run("tree", path, args.repeat)
+        res = _run(jobs, path, args.repeat)
+    stream, subset, tree = res["stream"], res["subset"], res["tree"]
     print(f"file {size:.1f} MB, {stream['records']} contracts read")
-    print(f"{'reader':34s} {'median s':>9s} {'peak MB':>9s} {'above imports MB':>17s}")
-    rows = (
-        ("marginkernel.span.read_span (stream)", stream),
-        ("read_span(products=['IDX'])", subset),
-        ("ElementTree.parse (tree only)", tree),
-    )
+    print(f"{'reader':38s} {'median s':>9s} {'peak MB':>9s} {'above imports MB':>17s}")
+    rows = [("marginkernel.span.read_span (stream)", stream)]
+    if "reference" in res:
+        rows.append(("read_span of --reference", res["reference"]))
+    rows += [("read_span(products=['IDX'])", subset), ("ElementTree.parse (tree only)", tree)]
     for name, r in rows:
-        print(f"{name:34s} {r['median_seconds']:9.2f} {r['peak_mb']:9.0f} {r['above_imports_mb']:17.0f}")
+        print(f"{name:38s} {r['median_seconds']:9.2f} {r['peak_mb']:9.0f} {r['above_imports_mb']:17.0f}")
     ratio_t = stream["median_seconds"] / tree["median_seconds"]
     ratio_m = stream["above_imports_mb"] / max(tree["above_imports_mb"], 1e-9)
     print(f"time ratio stream/tree {ratio_t:.2f}, memory ratio (above imports) {ratio_m:.2f}")
-    out = record(
-        "span_read",
-        {
-            "file_mb": size,
-            "stream": stream,
-            "elementtree": tree,
-            "time_ratio": ratio_t,
-            "memory_ratio": ratio_m,
-            "command": " ".join(sys.argv),
-        },
-    )
+    payload = {
+        "file_mb": size,
+        "stream": stream,
+        "subset": subset,
+        "elementtree": tree,
+        "time_ratio": ratio_t,
+        "memory_ratio": ratio_m,
+        "command": " ".join(sys.argv),
+    }
+    if "reference" in res:
+        ref = res["reference"]
+        payload["reference"] = ref | {"pythonpath": args.reference}
+        print(f"time ratio stream/reference {stream['median_seconds'] / ref['median_seconds']:.2f}")
+    out = record("span_read", payload)
     print(f"recorded {out}")
 
 

@@ -13,7 +13,7 @@ from .commodities import check_legs
 from .model import FileParams, SpanFile
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .reader import _Builder
+    from .builder import Builder
 
 _PRODUCT_COLS = [
     "pf_id",
@@ -67,7 +67,7 @@ _CONTRACT_COLS = [
 ]
 
 
-def _products(b: _Builder) -> pd.DataFrame:
+def _products(b: Builder) -> pd.DataFrame:
     df = pd.DataFrame(b.products, columns=_PRODUCT_COLS)
     if df["pf_id"].duplicated().any():
         raise ValueError(f"exchange: duplicate portfolio pfId {df.loc[df['pf_id'].duplicated(), 'pf_id'].iloc[0]}")
@@ -81,7 +81,7 @@ def _products(b: _Builder) -> pd.DataFrame:
     return df
 
 
-def _underlyings(b: _Builder) -> np.ndarray:
+def _underlyings(b: Builder) -> np.ndarray:
     und_row = np.full(b.contracts.n, -1, dtype=np.int64)
     for i, und in enumerate(b.und_refs):
         if und is None:
@@ -94,7 +94,7 @@ def _underlyings(b: _Builder) -> np.ndarray:
     return und_row
 
 
-def _links(b: _Builder, pf_ids: set[int]) -> dict[int, str]:
+def _links(b: Builder, pf_ids: set[int]) -> dict[int, str]:
     pf_cc = {}
     for pf, (cc, where) in b.defs.links.items():
         if pf not in pf_ids:
@@ -106,20 +106,32 @@ def _links(b: _Builder, pf_ids: set[int]) -> dict[int, str]:
 
 
 def _contract_keys(df: pd.DataFrame) -> list[str]:
+    # plain lists (iterating pandas string columns costs a call per value); a strike's text once
+    strikes: dict[float, str] = {}
     out = []
-    cols = (df["pf_type"], df["pf_code"], df["period"], df["kind"], df["strike"])
+    cols = (df[c].tolist() for c in ("pf_type", "pf_code", "period", "kind", "strike"))
     for pf_type, code, period, kind, strike in zip(*cols, strict=True):
         key = f"{pf_type}:{code}:{period}"
         if kind in ("C", "P"):
-            key += f":{kind}:{format(float(strike), '.10g')}"
+            text = strikes.get(strike)
+            if text is None:
+                text = strikes[strike] = format(float(strike), ".10g")
+            key += f":{kind}:{text}"
         out.append(key)
     return out
 
 
-def _contracts(b: _Builder, pf_cc: dict[int, str]) -> pd.DataFrame:
+def _months(periods: pd.Series) -> list[str]:
+    """period_month of every period, computed once per distinct period."""
+    values = periods.tolist()
+    month = {p: period_month(p) for p in set(values)}
+    return [month[p] for p in values]
+
+
+def _contracts(b: Builder, pf_cc: dict[int, str]) -> pd.DataFrame:
     df = b.contracts.frame(_CONTRACT_COLS)
     df.insert(4, "cc", df["pf_id"].map(pf_cc).fillna(""))
-    df.insert(6, "month", df["period"].map(period_month))
+    df.insert(6, "month", _months(df["period"]))
     df["und_row"] = _underlyings(b)
     df.insert(0, "contract", _contract_keys(df))
     if df["contract"].duplicated().any():
@@ -129,7 +141,7 @@ def _contracts(b: _Builder, pf_cc: dict[int, str]) -> pd.DataFrame:
     return df
 
 
-def assemble(b: _Builder, params: FileParams) -> SpanFile:
+def assemble(b: Builder, params: FileParams) -> SpanFile:
     """The SpanFile of everything ``b`` collected."""
     products = _products(b)
     pf_cc = _links(b, set(products["pf_id"]))

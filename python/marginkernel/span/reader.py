@@ -1,10 +1,13 @@
-"""Streaming SPAN XML reader: ``iterparse`` over the file, one record at a time.
+"""Streaming SPAN XML reader: the file fed in 64 KB chunks to ElementTree's C parser, one record at a
+time.
 
-Each ``<phy>`` and ``<fut>`` is read at its end event and then detached from the tree, each option
-series with its ``<opt>`` children at the series' end (one series in memory at a time), as are
-portfolios and commodity definitions once consumed, so memory holds the contracts kept (compact
-typed columns, see :class:`.model.Columns`), never the XML tree. Headers of a
-series or portfolio are read from the fields that precede their contracts (the schema's order).
+The parser appends its start/end events to a plain list that one loop drains after each chunk (no
+``iterparse`` generators: they cost more than the parse). Each ``<phy>`` and ``<fut>`` is read at
+its end event and then detached from the tree, each option series with its ``<opt>`` children at
+the series' end (one series in memory at a time), as are portfolios and commodity definitions once
+consumed, so memory holds the contracts kept (compact typed columns, see :class:`.model.Columns`),
+never the XML tree. Headers of a series or portfolio are read from the fields that precede their
+contracts (the schema's order).
 """
 
 from __future__ import annotations
@@ -13,23 +16,16 @@ import gc
 import io
 import os
 import xml.etree.ElementTree as ET
-from array import array
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from . import fields as F
-from . import records
-from .assemble import assemble
-from .commodities import CommodityDefs, add_commodity, add_inter_spreads
-from .model import LINEAR_PORTFOLIOS, OPTION_PORTFOLIOS, PF_TYPE, Columns, FileParams, SpanFile
-from .schema import check_children, kind_of
+from .builder import Builder
+from .commodities import add_commodity, add_inter_spreads
+from .model import LINEAR_PORTFOLIOS, OPTION_PORTFOLIOS, PF_TYPE, SpanFile
+from .schema import check_children
 
-_FLOATS = ("strike", "price", "value", "cvf", "vol", "delta", "t", "rate", "div_rate", "price_scan", "vol_scan")
-_OBJECTS = ("pf_code", "pf_type", "period", "kind", "vol_scan_kind")
 _CONTAINERS = {"spanFile", "pointInTime", "clearingOrg", "exchange"}
 #: tags whose end event does something (every other element waits for its parent's)
 _HANDLED = frozenset(
@@ -64,175 +60,7 @@ _HANDLED = frozenset(
 )
 
 
-class _Builder:
-    """Collects the records of one file while it streams; :meth:`finish` assembles the SpanFile."""
-
-    def __init__(self, products: Iterable[str] | None) -> None:
-        self.keep = None if products is None else {str(p) for p in products}
-        self.header: dict[str, Any] = {}
-        self.params: dict[str, Any] = {}
-        self.n_points: int | None = None
-        self.scan_points = pd.DataFrame()
-        self.delta_points = pd.DataFrame()
-        self.products: list[dict[str, Any]] = []
-        self.contracts = Columns(_FLOATS, ("pf_id", "c_id", "expiry_row"), _OBJECTS)
-        self.expiries: list[dict[str, Any]] = []
-        self.values = array("d")
-        self.keys: dict[tuple[int, int], int] = {}
-        self.und_refs: list[tuple[int, int, str] | None] = []
-        self.defs = CommodityDefs()
-        self.conversions: list[dict[str, Any]] = []
-        self.pf: dict[int, tuple[dict[str, Any], str] | None] = {}  # id(element) -> header, or None: skipped
-        self.series: dict[int, dict[str, Any]] = {}
-        self.n_org = 0
-
-    # ---- headers ------------------------------------------------------------------------------
-    def org_fields(self, org: ET.Element) -> None:
-        w = "pointInTime/clearingOrg"
-        self.header["clearing_org"] = F.text(org, "ec", w, "")
-        self.params = {
-            "look_ahead_years": F.num(org, "lookAheadYears", w, None, lo=0.0, hi=1.0),
-            "look_ahead_days": F.num(org, "lookAheadDays", w, None, lo=0.0, hi=366.0),
-            "days_per_year": F.num(org, "daysPerYear", w, None, lo=1.0, hi=366.0),
-            "cap_anov": F.flag(org, "capAnov", w),
-        }
-        if F.num(org, "minIntExDeltaPct", w, 0.0) != 0:
-            raise ValueError(f"{w}/<minIntExDeltaPct>: minimum inter-exchange delta percentages are not supported")
-
-    def portfolio(self, pf: ET.Element, exch: str) -> tuple[dict[str, Any], str] | None:
-        key = id(pf)
-        if key not in self.pf:
-            header, wpf = records.portfolio(pf, pf.tag, exch, PF_TYPE[pf.tag])
-            keep = self.keep is None or header["pf_code"] in self.keep
-            self.pf[key] = (header, wpf) if keep else None
-        return self.pf[key]
-
-    def need_points(self, where: str) -> int:
-        if self.n_points is None:
-            raise ValueError(f"{where}: <pointDef> must precede the contracts (schema order)")
-        return self.n_points
-
-    # ---- records ------------------------------------------------------------------------------
-    def add_contract(self, row: dict[str, Any], expiry_row: int) -> None:
-        key = (row["pf_id"], row["c_id"])
-        if key in self.keys:
-            raise ValueError(f"{row['where']}: duplicate contract (pfId {key[0]}, cId {key[1]})")
-        self.keys[key] = self.contracts.n
-        row["expiry_row"] = expiry_row
-        self.contracts.append(row)
-        self.values.extend(row["array"])
-        self.und_refs.append(row["und"])
-
-    def linear(self, c: ET.Element, pf_elem: ET.Element, exch: str) -> None:
-        got = self.portfolio(pf_elem, exch)
-        if got is None:
-            return
-        pf, wpf = got
-        row = records.linear_contract(c, c.tag, wpf, pf, self.need_points(wpf))
-        expiry_row = -1
-        if c.tag == "fut":
-            expiry_row = len(self.expiries)
-            und = row["und"]
-            self.expiries.append(
-                {
-                    k: row[k]
-                    for k in (
-                        "pf_id",
-                        "pf_code",
-                        "pf_type",
-                        "period",
-                        "setl_date",
-                        "t",
-                        "cvf",
-                        "rate",
-                        "div_rate",
-                        "price_scan",
-                        "vol_scan",
-                        "vol_scan_kind",
-                    )
-                }
-                | {"und_pf_id": -1 if und is None else und[0], "und_c_id": -1 if und is None else und[1]}
-            )
-        self.add_contract(row, expiry_row)
-
-    def series_head(self, series: ET.Element, pf_elem: ET.Element, exch: str) -> dict[str, Any] | None:
-        key = id(series)
-        if key not in self.series:
-            got = self.portfolio(pf_elem, exch)
-            if got is None:
-                self.series[key] = {}
-                return None
-            head = records.series_header(series, got[1], got[0])
-            head["expiry_row"] = len(self.expiries)
-            self.expiries.append({k: v for k, v in head.items() if k not in ("und", "where", "expiry_row")})
-            self.series[key] = head
-        return self.series[key] or None
-
-    def options(self, series: ET.Element, head: dict[str, Any]) -> None:
-        """Every ``<opt>`` of a complete series: all at once when every value passes (the common
-        case), else one by one through :func:`records.option`, which names the bad element."""
-        opts = series.findall("opt")
-        n_points = self.need_points(head["where"])
-        cols = records.options_fast(opts, head, n_points) if opts else None
-        if cols is None:
-            for opt in opts:
-                self.add_contract(records.option(opt, head, n_points), head["expiry_row"])
-            return
-        start = self.contracts.n
-        for j, c_id in enumerate(cols["c_id"]):
-            key = (head["pf_id"], c_id)
-            if key in self.keys:
-                raise ValueError(f"{head['where']}/opt[cId={c_id}]: duplicate contract (pfId {key[0]}, cId {c_id})")
-            self.keys[key] = start + j
-        n = len(opts)
-        same = {
-            k: [head[k]] * n
-            for k in (
-                "pf_id",
-                "pf_code",
-                "pf_type",
-                "period",
-                "t",
-                "rate",
-                "div_rate",
-                "price_scan",
-                "vol_scan",
-                "vol_scan_kind",
-                "expiry_row",
-            )
-        }
-        self.contracts.extend(
-            same | {k: cols[k] for k in ("c_id", "kind", "strike", "price", "value", "cvf", "vol", "delta")}, n
-        )
-        self.values.frombytes(cols["array"].astype(np.float64).tobytes())
-        self.und_refs.extend([head["und"]] * n)
-
-    def end_portfolio(self, pf: ET.Element, exch: str) -> None:
-        got = self.portfolio(pf, exch)
-        kind = kind_of(pf.tag)
-        if got is not None:
-            check_children(F.children(pf), kind, got[1])
-            self.products.append({k: v for k, v in got[0].items() if k != "cvf"})
-        self.pf.pop(id(pf), None)
-
-    def point_def(self, pdef: ET.Element) -> None:
-        r, scan, delta = records.point_def(pdef, "pointInTime/clearingOrg/pointDef")
-        if self.n_points is None or r == "1":
-            if self.contracts.n:
-                raise ValueError("pointInTime/clearingOrg/pointDef: must precede the contracts (schema order)")
-            self.scan_points, self.delta_points, self.n_points = scan, delta, len(scan)
-
-    def finish(self, root_tag: str | None) -> SpanFile:
-        if root_tag != "spanFile":
-            raise ValueError(f"root element: expected <spanFile>, got <{root_tag}>")
-        if self.n_org != 1:
-            raise ValueError(f"spanFile/pointInTime: expected one <clearingOrg>, got {self.n_org}")
-        if self.n_points is None:
-            raise ValueError("pointInTime/clearingOrg: missing <pointDef>")
-        return assemble(self, FileParams(**self.params))
-
-
-def _on_end(b: _Builder, elem: ET.Element, stack: list[ET.Element]) -> bool:
+def _on_end(b: Builder, elem: ET.Element, stack: list[ET.Element]) -> bool:
     """Handle a completed element; True when it was consumed (and may be detached)."""
     tag = elem.tag
     parent = stack[-1].tag if stack else ""
@@ -275,7 +103,7 @@ def _on_end(b: _Builder, elem: ET.Element, stack: list[ET.Element]) -> bool:
     return True
 
 
-def _org_child(b: _Builder, elem: ET.Element, org: ET.Element) -> bool:
+def _org_child(b: Builder, elem: ET.Element, org: ET.Element) -> bool:
     tag = elem.tag
     where = "pointInTime/clearingOrg"
     if tag == "pointDef":
@@ -318,29 +146,161 @@ def _stream(source: Any, label: str, products: Iterable[str] | None) -> SpanFile
             gc.enable()
 
 
-def _read(source: Any, label: str, products: Iterable[str] | None) -> SpanFile:
-    b = _Builder(products)
+class _PullFallback:
+    """The public-API event source (``XMLPullParser.read_events``), for an ElementTree without the
+    parser's ``_setevents`` hook; same events, one generator step each."""
+
+    def __init__(self, events: list[tuple[str, ET.Element]]) -> None:
+        self._parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
+        self._events = events
+
+    def feed(self, data: bytes) -> None:
+        self._parser.feed(data)
+        self._events.extend(self._parser.read_events())  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self._parser.close()
+        self._events.extend(self._parser.read_events())  # type: ignore[arg-type]
+
+
+def _event_parser() -> tuple[Any, list[tuple[str, ET.Element]]]:
+    """An XML parser that appends its ("start" | "end", element) events to a plain list.
+
+    This is what ``iterparse`` does underneath, minus its two generator layers and queue, which
+    cost more than the parse itself (one Python frame switch per event, ~2 events per element)."""
+    events: list[tuple[str, ET.Element]] = []
+    parser = ET.XMLParser(target=ET.TreeBuilder())
+    hook = getattr(parser, "_setevents", None)
+    if hook is None:  # pragma: no cover - every CPython since 3.4 has it
+        return _PullFallback(events), events
+    hook(events, ("start", "end"))
+    return parser, events
+
+
+_CHUNK = 1 << 16
+
+
+def _read_events(source: Any, label: str, products: Iterable[str] | None) -> SpanFile:
+    """The reader on start/end events: also the one that reports a malformed file (it knows the
+    open elements and handles every record before the break)."""
+    b = Builder(products)
     stack: list[ET.Element] = []
     root_tag = None
-    try:
-        for event, elem in ET.iterparse(source, events=("start", "end")):
+    parser, events = _event_parser()
+    failure: ET.ParseError | None = None
+    done = False
+    push, pop = stack.append, stack.pop
+    while not done:
+        chunk = source.read(_CHUNK)
+        done = not chunk
+        try:
+            if done:
+                parser.close()
+            else:
+                parser.feed(chunk)
+        except ET.ParseError as exc:
+            failure, done = exc, True
+        # the events before a parse error are handled first (a bad value ahead of the break is
+        # reported as such, and the error names the open elements), as with iterparse
+        if root_tag is None and events:
+            root_tag = events[0][1].tag
+        for event, elem in events:  # ~2 events an element: kept to a push, or a pop and a set lookup
             if event == "start":
-                if root_tag is None:
-                    root_tag = elem.tag
-                stack.append(elem)
-                continue
-            stack.pop()
-            if elem.tag in _HANDLED and _on_end(b, elem, stack) and stack:
+                push(elem)
+            elif pop().tag in _HANDLED and _on_end(b, elem, stack) and stack:
                 elem.clear()
                 stack[-1].remove(elem)
-    except ET.ParseError as exc:
+        events.clear()
+    if failure is not None:
         at = "/".join(e.tag for e in stack) or "start of file"
-        raise ValueError(f"{label}malformed SPAN XML (truncated or not well-formed) in {at}: {exc}") from None
+        raise ValueError(f"{label}malformed SPAN XML (truncated or not well-formed) in {at}: {failure}")
+    return _finish(b, root_tag)
+
+
+def _finish(b: Builder, root_tag: str | None) -> SpanFile:
     if b.header.get("file_format") and not b.header["file_format"].startswith("4."):
         raise ValueError(
             f"spanFile/<fileFormat>: unsupported format {b.header['file_format']!r} (this reader handles 4.x)"
         )
     return b.finish(root_tag)
+
+
+#: containers whose children are handled one by one (records below them are handled whole): the
+#: schema's path to the contracts, so the walk is at most 5 deep whatever the nesting of the file
+_DESCEND = {
+    "spanFile": frozenset({"pointInTime"}),
+    "pointInTime": frozenset({"clearingOrg"}),
+    "clearingOrg": frozenset({"exchange"}),
+    "exchange": frozenset(PF_TYPE),
+}
+_NONE: frozenset[str] = frozenset()
+
+
+def _drain(b: Builder, elem: ET.Element, path: list[ET.Element], final: bool, seen: dict[int, int]) -> None:
+    """Handle the complete children of ``elem`` (all when ``final``, else all but the open last one)
+    in document order, post-order below the containers, as their end events would; detach those
+    consumed. ``seen`` holds how many leading children of a container were handled already."""
+    here = [*path, elem]
+    inner = _DESCEND.get(elem.tag, _NONE)
+    start = seen.pop(id(elem), 0)
+    stop = len(elem) if final else len(elem) - 1
+    if stop > start:
+        kept = []
+        for child in elem[start:stop]:
+            if child.tag in inner:  # complete: what is left of its children first
+                _drain(b, child, here, True, seen)
+            if child.tag in _HANDLED and _on_end(b, child, here):
+                child.clear()
+            else:
+                kept.append(child)
+        elem[start:stop] = kept
+        start += len(kept)
+    if not final:
+        seen[id(elem)] = start
+        if len(elem) and elem[-1].tag in inner:
+            _drain(b, elem[-1], here, False, seen)
+
+
+def _read_tree(source: Any, products: Iterable[str] | None) -> SpanFile | None:
+    """The reader without per-element events: the C parser builds the tree chunk by chunk, and after
+    each chunk the complete records along the open path (root, pointInTime, clearingOrg, exchange,
+    portfolio) are handled and detached. Python runs once per record, never per element. None when
+    the parser has no event hook (then :func:`_read_events` reads)."""
+    events: list[tuple[str, ET.Element]] = []
+    parser = ET.XMLParser(target=ET.TreeBuilder())
+    hook = getattr(parser, "_setevents", None)
+    if hook is None:  # pragma: no cover - every CPython since 3.4 has it
+        return None
+    hook(events, ("start",))  # until the root is known
+    b = Builder(products)
+    root: ET.Element | None = None
+    seen: dict[int, int] = {}
+    while chunk := source.read(_CHUNK):
+        parser.feed(chunk)
+        if root is None and events:
+            root = events[0][1]
+            hook(events, ())
+            events.clear()
+        if root is not None:
+            _drain(b, root, [], False, seen)
+    parser.close()
+    assert root is not None  # close() raises on a document without an element
+    _drain(b, root, [], True, seen)
+    if root.tag in _HANDLED:
+        _on_end(b, root, [])
+    return _finish(b, root.tag)
+
+
+def _read(source: Any, label: str, products: Iterable[str] | None) -> SpanFile:
+    begin = source.tell()
+    try:
+        got = _read_tree(source, products)
+    except ET.ParseError:
+        got = None  # read again on events: the error names the open elements, as it always has
+    if got is not None:
+        return got
+    source.seek(begin)
+    return _read_events(source, label, products)
 
 
 def read_span(path: str | os.PathLike[str], *, products: Iterable[str] | None = None) -> SpanFile:

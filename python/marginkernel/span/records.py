@@ -263,34 +263,51 @@ def _floats(texts: list[str | None]) -> np.ndarray:
     return np.array([float(t) for t in texts])  # type: ignore[arg-type]
 
 
+def _given(texts: list[str | None]) -> np.ndarray:
+    """Mask of texts that are present and non-empty (the optional fields that were written)."""
+    return np.fromiter((bool(t) for t in texts), dtype=bool, count=len(texts))
+
+
 def options_fast(opts: list[ET.Element], head: dict[str, Any], n_points: int) -> dict[str, Any] | None:
     """All ``<opt>`` of a series at once, or None when any needs the checked path of :func:`option`
     (which then raises, naming the element): a missing or odd field, a bound broken, several
-    ``<ra>``. Same values as :func:`option` row by row."""
+    ``<ra>``. Same values as :func:`option` row by row.
+
+    The checks run over the whole series with C-level calls (``find``/``findtext``, set inclusion,
+    list counts) and NumPy, not per child in Python: this is the bulk of a file."""
+    n = len(opts)
     try:
-        if any(len(o.findall("ra")) != 1 or any(c.tag not in _OPT_OK for c in o) for o in opts):
+        tags = [c.tag for o in opts for c in o]
+        if not _OPT_OK.issuperset(tags) or tags.count("ra") != n:
             return None
-        ras = [o.find("ra") for o in opts]
-        if any(any(c.tag not in _RA_OK for c in ra) or (ra.findtext("r") or "1").strip() != "1" for ra in ras):  # type: ignore[union-attr]
+        ras: list[Any] = [o.find("ra") for o in opts]
+        if any(ra is None for ra in ras):  # with the count above: exactly one <ra> each
             return None
-        texts = [[a.text for a in ra.iter("a")] for ra in ras]  # type: ignore[union-attr]
+        if not _RA_OK.issuperset([c.tag for ra in ras for c in ra]):
+            return None
+        if any((r or "1").strip() != "1" for r in [ra.findtext("r") for ra in ras]):
+            return None
+        texts = [[a.text for a in ra.iter("a")] for ra in ras]
         if any(len(t) != n_points for t in texts):
             return None
         arrays = _floats([t for row in texts for t in row])
+        vals = [o.findtext("val") for o in opts]
+        deltas = [ra.findtext("d") for ra in ras]
+        cvf = repr(head["cvf"])
         cols: dict[str, Any] = {
             "c_id": [int(o.findtext("cId")) for o in opts],  # type: ignore[arg-type]
             "kind": [o.findtext("o").strip() for o in opts],  # type: ignore[union-attr]
             "strike": _floats([o.findtext("k") for o in opts]),
             "price": _floats([o.findtext("p") for o in opts]),
             "vol": _floats([o.findtext("v") for o in opts]),
-            "value": _floats([o.findtext("val") or "nan" for o in opts]),
-            "cvf": _floats([o.findtext("cvf") or repr(head["cvf"]) for o in opts]),
-            "delta": _floats([ra.findtext("d") or "nan" for ra in ras]),  # type: ignore[union-attr]
+            "value": _floats([v or "nan" for v in vals]),
+            "cvf": _floats([o.findtext("cvf") or cvf for o in opts]),
+            "delta": _floats([d or "nan" for d in deltas]),
         }
     except (TypeError, ValueError, AttributeError):
         return None
     ok = (
-        all(k in ("C", "P") for k in cols["kind"])
+        {"C", "P"}.issuperset(cols["kind"])
         and np.isfinite(arrays).all()
         and (cols["strike"] > 0).all()
         and np.isfinite(cols["strike"]).all()
@@ -299,10 +316,9 @@ def options_fast(opts: list[ET.Element], head: dict[str, Any], n_points: int) ->
         and np.isfinite(cols["price"]).all()
         and (cols["cvf"] > 0).all()
         and np.isfinite(cols["cvf"]).all()
-        and not np.isinf(cols["value"]).any()
-        and not np.isinf(cols["delta"]).any()
-        and all(o.findtext("val") is None or o.findtext("val").strip().lower() != "nan" for o in opts)  # type: ignore[union-attr]
-        and all(ra.findtext("d") is None or ra.findtext("d").strip().lower() != "nan" for ra in ras)  # type: ignore[union-attr]
+        # an absent or empty <val>/<d> is NaN; one written as "nan" or "inf" is an error (checked path)
+        and np.isfinite(cols["value"][_given(vals)]).all()
+        and np.isfinite(cols["delta"][_given(deltas)]).all()
     )
     if not ok:
         return None
