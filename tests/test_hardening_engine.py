@@ -4,8 +4,6 @@ now each is a ValueError / TypeError naming the field."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -151,10 +149,9 @@ def test_model_file_must_be_a_regular_file(tmp_path):
 def test_scenario_sizes_are_limited(tmp_path, params, message):
     path = tmp_path / "m.toml"
     path.write_text(BASE + params)
-    t0 = time.perf_counter()
+    # refused by the size check itself (the message names the limit), before anything is built
     with pytest.raises(ValueError, match=message):
         mk.load_model(path)
-    assert time.perf_counter() - t0 < 5.0  # refused before anything is built (generous bound)
 
 
 # -- 2i: complex quantities, wall-clock times -------------------------------------------------------
