@@ -37,6 +37,7 @@ struct Slot {
     std::int64_t ukey = 0;  // currency * n_units + unit: the slot order
     Buffer wpnl;            // [stride] w * P
     std::vector<Position> positions;  // sorted by instrument, no zero quantities
+    std::array<double, 3 * kMaxAddOns> sums{};  // each add-on's three sums over the positions
     std::array<double, kMaxAddOns> charge{};  // cross mode: the pair's add-on charges
 };
 
@@ -62,27 +63,12 @@ struct Hypo {
     std::int32_t unit = 0;
     std::int64_t ukey = 0;
     double q = 0.0;
+    double q_old = 0.0;       // the position before the order
     double q_new = 0.0;       // the position after the order
     int slot = -1;            // existing slot of the unit, or -1
     int insert = 0;           // where a new slot goes
     bool slot_empty = false;  // the unit holds no position after the order
 };
-
-// Positions of a slot in instrument order with the Hypo's change merged in (zero ones skipped).
-template <class F>
-void for_each_position(const Position* begin, const Position* end, const Hypo* h, F&& f) {
-    bool done = h == nullptr;
-    for (const Position* it = begin; it != end; ++it) {
-            const Position& p = *it;
-            if (!done && h->instrument <= p.instrument) {
-                done = true;
-                if (h->q_new != 0.0) f(h->instrument, h->q_new);
-                if (h->instrument == p.instrument) continue;
-            }
-            f(p.instrument, p.quantity);
-        }
-    if (!done && h->q_new != 0.0) f(h->instrument, h->q_new);
-}
 
 // Scratch of the calling thread for a hypothetical Pw (multi-child nodes): grows, never shrinks.
 double* scratch(std::size_t n) {
@@ -123,6 +109,7 @@ struct ModelBook::Impl {
     Buffer risk, wrisk, weight, zeros;  // R and W = w * R per instrument, [ni x stride]
     std::vector<double> risk_max;  // max_s |W[i, s]|
     AddOnMarket mk;
+    std::vector<AddOnTerm> terms;  // [ni x n_addons]: each add-on's coefficients per instrument
     std::vector<double> strike, vol, discount;
     std::vector<std::int32_t> unit_currency;
     std::vector<double> currency_fx, unit_gain, currency_gain;
@@ -211,6 +198,7 @@ struct ModelBook::Impl {
                 --count;
             }
         }
+        h.q_old = q_old;
         h.q_new = q_old + q;
         if (!std::isfinite(h.q_new)) throw InvalidInput("quantity", -1, "the position would overflow");
         if (std::abs(h.q_new) * risk_max[static_cast<std::size_t>(i)] > kMaxPnl)
@@ -222,16 +210,53 @@ struct ModelBook::Impl {
 
     // --- evaluation ---
 
-    void pair_charges(const Position* begin, const Position* end, const Hypo* h, std::int32_t unit,
-                      double* out) const {
-        // one pass over the positions for every add-on (accumulators live on the stack)
-        alignas(AddOnAccumulator) unsigned char storage[kMaxAddOns * sizeof(AddOnAccumulator)];
-        auto* acc = reinterpret_cast<AddOnAccumulator*>(storage);
-        for (std::size_t k = 0; k < n_addons; ++k) new (acc + k) AddOnAccumulator(model.addons[k], mk, unit);
-        for_each_position(begin, end, h, [&](std::int32_t i, double q) {
-            for (std::size_t k = 0; k < n_addons; ++k) acc[k].add(i, q);
-        });
-        for (std::size_t k = 0; k < n_addons; ++k) out[k] = acc[k].finish();
+    // The add-on terms of instrument i (book_addons.hpp), after its market or its unit's FX changed.
+    void refresh_terms(std::size_t i) noexcept {
+        for (std::size_t k = 0; k < n_addons; ++k) terms[i * n_addons + k] = addon_term(model.addons[k], mk, i);
+    }
+
+    // ... of every instrument of the units settled in currency c (their market or FX changed).
+    void refresh_currency_terms(std::int32_t c) noexcept {
+        for (std::size_t v = 0; v < nu; ++v)
+            if (unit_currency[v] == c)
+                for (const auto i : unit_instruments[v]) refresh_terms(static_cast<std::size_t>(i));
+    }
+
+    // Moves each add-on's sums (sums[3k + j]) from a position of q_old in instrument i to one of
+    // q_new: adds term(q_new) - term(q_old) (book_addons.hpp).
+    void move_sums(std::int32_t i, double q_old, double q_new, double* sums) const noexcept {
+        const double new_long = std::max(q_new, 0.0), new_short = std::max(-q_new, 0.0);
+        const double old_long = std::max(q_old, 0.0), old_short = std::max(-q_old, 0.0);
+        const AddOnTerm* t = terms.data() + static_cast<std::size_t>(i) * n_addons;
+        for (std::size_t k = 0; k < n_addons; ++k)
+            for (int j = 0; j < 3; ++j)
+                sums[3 * k + j] += (t[k].pos[j] * new_long + t[k].neg[j] * new_short) -
+                                   (t[k].pos[j] * old_long + t[k].neg[j] * old_short);
+    }
+
+    // The sums of positions [begin, end), in instrument order.
+    void position_sums(const Position* begin, const Position* end, double* sums) const noexcept {
+        std::fill(sums, sums + 3 * n_addons, 0.0);
+        for (const Position* p = begin; p != end; ++p) move_sums(p->instrument, 0.0, p->quantity, sums);
+    }
+
+    // The sums of the order's slot after it (s: the slot, or null when the unit is new), exactly as
+    // the fill stores them: the slot's sums moved by the order, zero when the slot is emptied.
+    void sums_after(const Slot* s, const Hypo& h, double* sums) const noexcept {
+        if (s)
+            std::copy(s->sums.begin(), s->sums.begin() + static_cast<std::ptrdiff_t>(3 * n_addons), sums);
+        else
+            std::fill(sums, sums + 3 * n_addons, 0.0);
+        if (h.slot_empty)
+            std::fill(sums, sums + 3 * n_addons, 0.0);
+        else
+            move_sums(h.instrument, h.q_old, h.q_new, sums);
+    }
+
+    // Each add-on's charge of a pair of unit `unit` from its sums.
+    void pair_charges(const double* sums, std::int32_t unit, double* out) const noexcept {
+        for (std::size_t k = 0; k < n_addons; ++k)
+            out[k] = addon_finish(model.addons[k], mk, static_cast<std::size_t>(unit), sums + 3 * k);
     }
 
     // Combines scan and charges into requirement and contributions (engine.margin, per node).
@@ -358,12 +383,57 @@ struct ModelBook::Impl {
             n.m.fx = model.netting == Netting::currency ? currency_fx[static_cast<std::size_t>(c)] : ufx;
         }
         n.m.scan = measure_one(v, zeros.get(), 0.0, &n.m.worst_scenario);
-        const Position one{i, q};
-        double charge[kMaxAddOns] = {};
-        pair_charges(&one, &one + 1, nullptr, u, charge);
+        double sums[3 * kMaxAddOns], charge[kMaxAddOns];
+        std::fill(sums, sums + 3 * n_addons, 0.0);
+        move_sums(i, 0.0, q, sums);
+        pair_charges(sums, u, charge);
         for (std::size_t k = 0; k < n_addons; ++k) n.m.charges[k] = charge[k] * ufx / n.m.fx;
         finish_node(n);
         return n;
+    }
+
+    // Key, unit or currency and FX of a node whose first child is of unit `unit`; n is a default
+    // NodeState (every caller's own).
+    void node_header(NodeState& n, std::int64_t key, std::int32_t unit) const noexcept {
+        n.key = key;
+        if (model.netting == Netting::risk_unit) {
+            n.m.unit = unit;
+            n.m.fx = mk.unit_fx[static_cast<std::size_t>(unit)];
+        } else if (model.netting == Netting::currency) {
+            n.m.currency = static_cast<std::int32_t>(key);
+            n.m.fx = currency_fx[static_cast<std::size_t>(key)];
+        }
+    }
+
+    // Whether the order's unit is the only one the account holds in the node of unit keys [lo, hi):
+    // the slots next to the order's (or to where it would go) are outside.
+    static bool alone_in_node(const Account& acc, const Hypo& h, std::int64_t lo, std::int64_t hi) noexcept {
+        const int before = (h.slot >= 0 ? h.slot : h.insert) - 1;
+        const int after = h.slot >= 0 ? h.slot + 1 : h.insert;
+        const int n = static_cast<int>(acc.slots.size());
+        return (before < 0 || acc.slots[static_cast<std::size_t>(before)].ukey < lo) &&
+               (after >= n || acc.slots[static_cast<std::size_t>(after)].ukey >= hi);
+    }
+
+    // cross_node when the order's unit is the node's only one (risk-unit netting, or a currency
+    // with one unit held): the same arithmetic as the general case for one child, without
+    // gathering children. The fill's refresh takes the general case and gets the same bits.
+    bool hypo_only_node(const Account& acc, std::int64_t key, const Hypo& h, NodeState& n) const {
+        if (h.slot_empty) return false;
+        const Slot* s = h.slot >= 0 ? &acc.slots[static_cast<std::size_t>(h.slot)] : nullptr;
+        double sums[3 * kMaxAddOns], charge[kMaxAddOns];
+        sums_after(s, h, sums);
+        pair_charges(sums, h.unit, charge);
+        node_header(n, key, h.unit);
+        n.m.scan = measure_one(s ? s->wpnl.get() : zeros.get(), wrisk_of(static_cast<std::size_t>(h.instrument)), h.q,
+                               &n.m.worst_scenario);
+        const double ufx = mk.unit_fx[static_cast<std::size_t>(h.unit)];
+        for (std::size_t j = 0; j < n_addons; ++j) {
+            n.m.charges[j] += charge[j] * ufx;
+            n.m.charges[j] /= n.m.fx;
+        }
+        finish_node(n);
+        return true;
     }
 
     // Cross mode: the node `key` of an account, with the Hypo applied when given. Returns false
@@ -378,6 +448,9 @@ struct ModelBook::Impl {
             lo = key * static_cast<std::int64_t>(nu);
             hi = lo + static_cast<std::int64_t>(nu);
         }
+        const bool in_node = h && h->ukey >= lo && h->ukey < hi;
+        if (in_node && model.netting != Netting::account && alone_in_node(acc, *h, lo, hi))
+            return hypo_only_node(acc, key, *h, n);
         int b = 0, e = 0;
         find_slot(acc, lo, &b);
         find_slot(acc, hi, &e);
@@ -399,11 +472,11 @@ struct ModelBook::Impl {
         int nch = 0;
         double hcharge[kMaxAddOns] = {};
         const double* hp = nullptr;
-        const bool in_node = h && h->ukey >= lo && h->ukey < hi;
         if (in_node && !h->slot_empty) {
             const Slot* s = h->slot >= 0 ? &acc.slots[static_cast<std::size_t>(h->slot)] : nullptr;
-            const Position* pb = s ? s->positions.data() : nullptr;
-            pair_charges(pb, s ? pb + s->positions.size() : nullptr, h, h->unit, hcharge);
+            double sums[3 * kMaxAddOns];
+            sums_after(s, *h, sums);
+            pair_charges(sums, h->unit, hcharge);
             hp = s ? s->wpnl.get() : zeros.get();
         }
         bool hypo_done = !in_node;
@@ -426,16 +499,8 @@ struct ModelBook::Impl {
         if (!hypo_done) push_hypo();
         if (nch == 0) return false;
 
-        n = NodeState{};
-        n.key = key;
+        node_header(n, key, ch[0].unit);
         const bool hypo_child = in_node && !h->slot_empty;
-        if (model.netting == Netting::risk_unit) {
-            n.m.unit = ch[0].unit;
-            n.m.fx = mk.unit_fx[static_cast<std::size_t>(ch[0].unit)];
-        } else if (model.netting == Netting::currency) {
-            n.m.currency = static_cast<std::int32_t>(key);
-            n.m.fx = currency_fx[static_cast<std::size_t>(key)];
-        }
         if (nch == 1 && model.netting != Netting::account) {
             // one child: its P&L as it is (engine: a group of one keeps its child's P&L)
             if (hypo_child)
@@ -561,15 +626,18 @@ struct ModelBook::Impl {
     }
 
     // The account's totals from its nodes, with node `sub` (key sub_key; absent when sub is null)
-    // substituted for the stored one.
-    AccountMargin totals(const Account& acc, std::int64_t sub_key, const NodeState* sub, bool has_sub) const noexcept {
+    // substituted for the stored one. A what-if leaves the add-on components out (zero): no
+    // figure it reports depends on them.
+    AccountMargin totals(const Account& acc, std::int64_t sub_key, const NodeState* sub, bool has_sub,
+                         bool components = true) const noexcept {
         AccountMargin t;
         double best_usd = 0.0;
         auto add = [&](const NodeState& n) {
             const double scale = n.m.fx / report_fx;
             t.risk += n.m.requirement * scale;
             t.scan_risk += n.m.scan * scale;
-            for (std::size_t k = 0; k < n_addons; ++k) t.components[k] += n.contrib[k] * scale;
+            if (components)
+                for (std::size_t k = 0; k < n_addons; ++k) t.components[k] += n.contrib[k] * scale;
             const double usd = n.m.scan * n.m.fx;
             if (usd > best_usd) {
                 best_usd = usd;
@@ -624,7 +692,7 @@ struct ModelBook::Impl {
         const Hypo h = make_hypo(acc, i, q);
         bool has = false;
         const NodeState n = hypo_node(acc, h, has);
-        const AccountMargin t = totals(acc, n.key, has ? &n : nullptr, true);
+        const AccountMargin t = totals(acc, n.key, has ? &n : nullptr, true, false);
         check_finite(t, "what_if");
         return ModelWhatIf{t.im, t.mm, acc.total.im, t.available, t.worst_scenario};
     }
@@ -635,7 +703,7 @@ struct ModelBook::Impl {
         {
             bool has = false;
             const NodeState n = hypo_node(acc, h, has);
-            check_finite(totals(acc, n.key, has ? &n : nullptr, true), "add_fill");
+            check_finite(totals(acc, n.key, has ? &n : nullptr, true, false), "add_fill");
         }
         int k = h.slot;
         if (k < 0) {
@@ -658,6 +726,8 @@ struct ModelBook::Impl {
                 acc.slots[static_cast<std::size_t>(k)].positions.size() + 1);
         }
         Slot& slot = acc.slots[static_cast<std::size_t>(k)];
+        double sums[3 * kMaxAddOns];
+        sums_after(h.slot >= 0 ? &slot : nullptr, h, sums);
         auto it = std::lower_bound(slot.positions.begin(), slot.positions.end(), i,
                                    [](const Position& p, std::int32_t x) { return p.instrument < x; });
         if (it == slot.positions.end() || it->instrument != i) it = slot.positions.insert(it, Position{i, 0.0});
@@ -668,8 +738,8 @@ struct ModelBook::Impl {
             std::fill(slot.wpnl.get(), slot.wpnl.get() + stride, 0.0);
         else
             active_kernels().whatif_fill(slot.wpnl.get(), wrisk_of(static_cast<std::size_t>(i)), q, ns);
-        pair_charges(slot.positions.data(), slot.positions.data() + slot.positions.size(), nullptr, slot.unit,
-                     slot.charge.data());
+        std::copy(sums, sums + 3 * n_addons, slot.sums.begin());
+        pair_charges(slot.sums.data(), slot.unit, slot.charge.data());
         refresh_node(acc, node_key(h.ukey, i), h.ukey, i);
         acc.total = totals(acc, 0, nullptr, false);
     }
@@ -704,8 +774,8 @@ struct ModelBook::Impl {
             std::fill(s.wpnl.get(), s.wpnl.get() + stride, 0.0);
             for (const Position& p : s.positions)
                 active_kernels().whatif_fill(s.wpnl.get(), wrisk_of(static_cast<std::size_t>(p.instrument)), p.quantity, ns);
-            pair_charges(s.positions.data(), s.positions.data() + s.positions.size(), nullptr, s.unit,
-                         s.charge.data());
+            position_sums(s.positions.data(), s.positions.data() + s.positions.size(), s.sums.data());
+            pair_charges(s.sums.data(), s.unit, s.charge.data());
         }
         acc.nodes.clear();
         for (const Slot& s : acc.slots) {
@@ -880,6 +950,8 @@ ModelBook::ModelBook(const BookModel& model, const InstrumentsView& in, const Bo
         if (!std::isfinite(mk.delta[i]) || !std::isfinite(mk.notional[i]))
             throw InvalidInput("instruments", ll, "delta or notional is not finite");
     }
+    m.terms.resize(m.ni * m.n_addons);
+    for (std::size_t i = 0; i < m.ni; ++i) m.refresh_terms(i);
     m.risk = make_buffer(m.ni * m.stride);
     m.wrisk = make_buffer(m.ni * m.stride);
     m.weight = make_buffer(m.nu * m.stride);
@@ -1084,8 +1156,9 @@ PairMargin ModelBook::pair(std::int64_t a, std::int32_t u) const {
             best = loss;
             p.worst_scenario = w;
         }
-        double charge[kMaxAddOns] = {};
-        m.pair_charges(&pos, &pos + 1, nullptr, u, charge);
+        double sums[3 * kMaxAddOns], charge[kMaxAddOns];
+        m.position_sums(&pos, &pos + 1, sums);
+        m.pair_charges(sums, u, charge);
         for (std::size_t j = 0; j < m.n_addons; ++j) p.charges[j] += charge[j];
     }
     return p;
@@ -1196,6 +1269,7 @@ void ModelBook::update_unit(std::int32_t u, const double* rows, std::size_t n_ro
     }
     const std::vector<double> old_risk_max = m.risk_max, old_unit_fx = m.mk.unit_fx, old_currency_fx = m.currency_fx;
     const double old_spot = m.mk.unit_spot[uu];
+    const auto cur = m.unit_currency[uu];
     const auto restore = [&] {
         for (std::size_t k = 0; k < nm; ++k) {
             const auto i = static_cast<std::size_t>(members[k]);
@@ -1209,6 +1283,7 @@ void ModelBook::update_unit(std::int32_t u, const double* rows, std::size_t n_ro
         m.mk.unit_fx = old_unit_fx;
         m.currency_fx = old_currency_fx;
         m.mk.unit_spot[uu] = old_spot;
+        m.refresh_currency_terms(cur);
     };
     // apply the new market
     for (std::size_t k = 0; k < nm; ++k) {
@@ -1228,13 +1303,13 @@ void ModelBook::update_unit(std::int32_t u, const double* rows, std::size_t n_ro
         refresh_instrument(m.mk, i, m.strike[i], m.vol[i], m.discount[i]);
     }
     if (!std::isnan(spot)) m.mk.unit_spot[uu] = spot;
-    const auto cur = m.unit_currency[uu];
     const bool fx_changed = !std::isnan(fx) && fx != m.currency_fx[static_cast<std::size_t>(cur)];
     if (!std::isnan(fx)) {
         m.currency_fx[static_cast<std::size_t>(cur)] = fx;
         for (std::size_t v = 0; v < m.nu; ++v)
             if (m.unit_currency[v] == cur) m.mk.unit_fx[v] = fx;
     }
+    m.refresh_currency_terms(cur);
     std::vector<std::int64_t> who = m.holders[uu];
     if (fx_changed)
         for (std::size_t v = 0; v < m.nu; ++v)

@@ -76,6 +76,72 @@ void refresh_instrument(AddOnMarket& m, std::size_t i, double strike, double vol
     m.delta[i] = delta_of(k, st, m.multiplier[i], m.forward[i], strike, vol, m.expiry[i], discount);
 }
 
+AddOnTerm addon_term(const AddOnSpec& p, const AddOnMarket& m, std::size_t i) noexcept {
+    AddOnTerm t;
+    const int kind = m.kind[i];
+    const auto u = static_cast<std::size_t>(m.unit[i]);
+    const auto both = [&t](int j, double c) { t.pos[j] = c, t.neg[j] = c; };         // c |q|
+    const auto linear = [&t](int j, double c) { t.pos[j] = c, t.neg[j] = -c; };      // c q
+    switch (p.type) {
+        case AddOnType::roll_shock:
+            if (p.kinds & (1u << kind)) {
+                // perpetuals and spot have no expiry: T = 0 (whatever placeholder the row holds)
+                const double years = (kind == kPerpetual || kind == kSpot) ? 0.0 : std::max(m.expiry[i], 0.0);
+                both(0, m.notional[i] * std::max(p.min_annualised_move[u], p.annualised_move_risk[u] * years));
+            }
+            break;
+        case AddOnType::delta_shock: linear(0, m.delta[i]); break;
+        case AddOnType::short_option_minimum:
+            if (is_option(kind)) {  // short calls into sum 0, short puts into sum 1
+                const double per = p.notional_basis ? m.notional[i] : (p.usd ? 1.0 / m.unit_fx[u] : 1.0);
+                t.neg[kind == kCall ? 0 : 1] = p.rate[u] * per;
+            }
+            break;
+        case AddOnType::per_contract_minimum:
+            if (p.kinds & (1u << kind))
+                both(0, p.rate[u] * (p.notional_basis ? m.notional[i]
+                                                      : m.multiplier[i] * (p.usd ? 1.0 / m.unit_fx[u] : 1.0)));
+            break;
+        case AddOnType::concentration:
+            if (p.gross_delta)
+                both(0, std::abs(m.delta[i]));
+            else
+                linear(0, m.delta[i]);
+            break;
+        case AddOnType::contingency:
+            if (is_option(kind)) {
+                const double c = m.notional[i] * p.option_rate[u];
+                if (p.short_only)
+                    t.neg[0] = c;
+                else
+                    both(0, c);
+            }
+            if (kind == kFuture || kind == kPerpetual) {  // long notional into sum 1, short into sum 2
+                t.pos[1] = m.notional[i];
+                t.neg[2] = m.notional[i];
+            }
+            break;
+    }
+    return t;
+}
+
+double addon_finish(const AddOnSpec& p, const AddOnMarket& m, std::size_t u, const double* sums) noexcept {
+    const double a = sums[0], b = sums[1], c = sums[2];
+    switch (p.type) {
+        case AddOnType::roll_shock: return a;
+        case AddOnType::delta_shock:
+            return p.shock[u] * std::max(std::abs(a) * m.unit_spot[u] - p.threshold[u], 0.0) / m.unit_fx[u];
+        case AddOnType::short_option_minimum: return p.max_method ? std::max(a, b) : a + b;
+        case AddOnType::per_contract_minimum:
+            if (p.tiers.empty()) return a;
+            return tiered(a * m.unit_fx[u], p.tiers) / m.unit_fx[u];
+        case AddOnType::concentration:
+            return tiered((p.gross_delta ? a : std::abs(a)) * m.unit_spot[u], p.tiers) / m.unit_fx[u];
+        case AddOnType::contingency: return a + p.future_rate[u] * std::min(b, c);
+    }
+    return 0.0;
+}
+
 }  // namespace detail
 
 void instrument_deltas(const InstrumentsView& in, double* out) {
