@@ -99,6 +99,40 @@ def write_bandwidth(working_set_bytes: int, min_seconds: float = 0.2) -> float:
     return _stream(working_set_bytes, True, min_seconds)
 
 
+def fresh_write_bandwidth(working_set_bytes: int, repeat: int = 5) -> float:
+    """Bandwidth (bytes/s) of writing a new array once: allocation, the OS faulting in and clearing
+    its pages, and one streaming write pass -- what any kernel returning a new array of this size
+    pays at least. Best of `repeat`, each the faster of plain first touch and of faulting the pages
+    in first (Linux MADV_POPULATE_WRITE, as the netting binding does)."""
+    import ctypes
+
+    import numpy as np
+
+    from marginkernel import _core
+
+    n = max(working_set_bytes // 8, 1024)
+    libc = ctypes.CDLL(None, use_errno=True)
+    page = 4096
+
+    def populate(x: np.ndarray) -> None:
+        begin = -(-x.ctypes.data // page) * page
+        end = (x.ctypes.data + x.nbytes) // page * page
+        if end > begin:
+            libc.madvise(ctypes.c_void_p(begin), ctypes.c_size_t(end - begin), 23)  # MADV_POPULATE_WRITE
+
+    best = float("inf")
+    for _ in range(repeat):
+        for first in (None, populate):
+            t0 = time.perf_counter()
+            x = np.empty(n)
+            if first is not None:
+                first(x)
+            _core._stream_seconds(x, 1, True)
+            best = min(best, time.perf_counter() - t0)
+            del x
+    return n * 8 / best
+
+
 def exp_throughput(n: int = 1 << 14, min_seconds: float = 0.2) -> float:
     """exp evaluations per second of NumPy's vectorised exp on an L1/L2-resident float64 array: the
     throughput probe of the transcendental a Black-76 valuation needs at least once."""

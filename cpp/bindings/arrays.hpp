@@ -12,6 +12,10 @@
 #include <string>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "marginkernel/types.hpp"
 
 namespace marginkernel::bindings {
@@ -37,6 +41,24 @@ inline f64 new_aligned_f64(const std::vector<py::ssize_t>& shape) {
     const auto address = reinterpret_cast<std::uintptr_t>(storage.data());
     const auto skip = static_cast<py::ssize_t>(((64 - address % 64) % 64) / sizeof(double));
     return f64(shape, storage.mutable_data() + skip, storage);
+}
+
+// Faults in the pages of a new output array (Linux, MADV_POPULATE_WRITE, best effort) in one
+// sequential pass before a kernel writes it. Otherwise each first touch inside the kernel stops it
+// while the OS clears the page, and that clearing evicts the kernel's working set from the cache
+// (netting into a new 80 MB array: about 2 ms faster, bench/bench_net.py). Small arrays, and
+// systems without the advice, are left as they are. Called without the GIL (touches only `a`).
+inline void populate(double* data, std::size_t count) {
+#if defined(__linux__) && defined(MADV_POPULATE_WRITE)
+    constexpr std::size_t kPage = 4096, kMinBytes = std::size_t{4} << 20;
+    if (count * sizeof(double) < kMinBytes) return;
+    const auto begin = (reinterpret_cast<std::uintptr_t>(data) + kPage - 1) & ~(kPage - 1);
+    const auto end = reinterpret_cast<std::uintptr_t>(data + count) & ~(kPage - 1);
+    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
+#else
+    (void)data;
+    (void)count;
+#endif
 }
 
 inline std::string shape_of(const py::array& a) {

@@ -44,6 +44,7 @@ f64 net(const f64& risk, const i32& risk_unit, std::size_t n_units, const i64& a
         // Safe without the GIL: reads the argument buffers (kept alive by this frame), writes
         // only `pnl` (new, or the caller's `out`, checked above not to overlap the inputs).
         py::gil_scoped_release release;
+        if (!out) populate(dst, static_cast<std::size_t>(pnl.size()));
         marginkernel::net(r, p, dst, threads);
     }
     return pnl;
