@@ -23,27 +23,6 @@ constexpr std::size_t kNetBlock = kNetPackets * kLanes;
 // Positions ahead whose risk slice is prefetched into L1 (tuned with bench/bench_net.py).
 constexpr std::int64_t kNetAhead = 8;
 
-// A store that bypasses the caches, to an address aligned to the packet: the output is read again
-// only when a unit comes back, and written through the caches it would evict the risk tile from L2
-// and first read each line from memory. A plain store where the instruction set has no such store.
-inline void store_stream(double* d, const Packet& v) {
-#if defined(__AVX512F__)
-    _mm512_stream_pd(d, v);
-#elif defined(__AVX__)
-    _mm256_stream_pd(d, v);
-#elif defined(__SSE2__)
-    _mm_stream_pd(d, v);
-#else
-    Eigen::internal::pstore(d, v);
-#endif
-}
-// Orders the streamed stores before the later ones (the caller's hand-over to other threads).
-inline void stream_fence() {
-#if defined(__SSE2__)
-    _mm_sfence();
-#endif
-}
-inline void store_stream(double* d, double v) { *d = v; }
 
 inline bool all_finite(const Packet& v) { return pk::all(finite_lanes(v)); }
 inline bool all_finite(double v) { return std::isfinite(v); }

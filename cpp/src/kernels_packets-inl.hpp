@@ -30,6 +30,27 @@ inline pk::Pk finite_lanes(const pk::Pk& v) {
     return Eigen::internal::pcmp_eq(Eigen::internal::psub(v, v), pk::c(0.0));
 }
 
+// A store that bypasses the caches, to an address aligned to the packet (netting streams its output
+// with it, and the write probe measures it). A plain store where the instruction set has no such store.
+inline void store_stream(double* d, const pk::Pk& v) {
+#if defined(__AVX512F__)
+    _mm512_stream_pd(d, v);
+#elif defined(__AVX__)
+    _mm256_stream_pd(d, v);
+#elif defined(__SSE2__)
+    _mm_stream_pd(d, v);
+#else
+    Eigen::internal::pstore(d, v);
+#endif
+}
+// Orders the streamed stores before the later ones (the caller's hand-over to other threads).
+inline void stream_fence() {
+#if defined(__SSE2__)
+    _mm_sfence();
+#endif
+}
+inline void store_stream(double* d, double v) { *d = v; }
+
 // Bandwidth probes (see Kernels::stream_read / stream_write).
 double stream_read(const double* x, std::size_t n) {
     namespace ei = Eigen::internal;
@@ -47,10 +68,12 @@ double stream_read(const double* x, std::size_t n) {
 }
 
 void stream_write(double* x, std::size_t n, double value) {
-    namespace ei = Eigen::internal;
     using pk::L;
     const pk::Pk v = pk::c(value);
     std::size_t s = 0;
-    for (; s + L <= n; s += L) ei::pstoreu(x + s, v);
+    // the streamed stores of the netting kernel's output, from the first packet-aligned element
+    for (; s < n && reinterpret_cast<std::uintptr_t>(x + s) % sizeof(pk::Pk) != 0; ++s) x[s] = value;
+    for (; s + L <= n; s += L) store_stream(x + s, v);
     for (; s < n; ++s) x[s] = value;
+    stream_fence();
 }

@@ -1,0 +1,34 @@
+"""The bandwidth probe the benchmarks measure their ceilings with (marginkernel._core._stream_seconds)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from marginkernel import _core, kernels
+
+
+@pytest.mark.parametrize("target", kernels.available_simd_targets())
+@pytest.mark.parametrize("offset", [0, 1, 3])
+def test_write_probe_writes_every_element(target: str, offset: int) -> None:
+    """Every element is written by the last pass (value = pass index), unaligned head and tail
+    included, and nothing outside the view is touched."""
+    original = kernels.simd_target()
+    try:
+        kernels.select_simd_target(target)
+        storage = np.full(1037 + 8, -1.0)
+        view = storage[offset : offset + 1037]
+        seconds = _core._stream_seconds(view, 3, True)
+    finally:
+        kernels.select_simd_target(original)
+    assert seconds > 0.0
+    assert np.all(view == 2.0)
+    assert np.all(storage[:offset] == -1.0) and np.all(storage[offset + 1037 :] == -1.0)
+
+
+def test_probe_refuses_read_only_for_write() -> None:
+    x = np.ones(64)
+    x.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _core._stream_seconds(x, 1, True)
+    assert _core._stream_seconds(x, 1, False) > 0.0
