@@ -46,8 +46,8 @@ inline f64 new_aligned_f64(const std::vector<py::ssize_t>& shape) {
 // Faults in the pages of a new output array (Linux, MADV_POPULATE_WRITE, best effort) in one
 // sequential pass before a kernel writes it. Otherwise each first touch inside the kernel stops it
 // while the OS clears the page, and that clearing evicts the kernel's working set from the cache
-// (netting into a new 80 MB array: about 2 ms faster, bench/bench_net.py). Small arrays, and
-// systems without the advice, are left as they are. Called without the GIL (touches only `a`).
+// (measured with bench/bench_net.py). Small arrays, and systems without the advice, are left as
+// they are. Called without the GIL (touches only the new array).
 inline void populate(double* data, std::size_t count) {
 #if defined(__linux__) && defined(MADV_POPULATE_WRITE)
     constexpr std::size_t kPage = 4096, kMinBytes = std::size_t{4} << 20;
