@@ -15,6 +15,7 @@ Combine combine_of(AddOnType type) noexcept {
     switch (type) {
         case AddOnType::short_option_minimum:
         case AddOnType::per_contract_minimum: return Combine::floor;
+        case AddOnType::inter_spread: return Combine::credit;
         default: return Combine::add;
     }
 }
@@ -27,6 +28,8 @@ const char* addon_type_name(AddOnType type) noexcept {
         case AddOnType::per_contract_minimum: return "per_contract_minimum";
         case AddOnType::concentration: return "concentration";
         case AddOnType::contingency: return "contingency";
+        case AddOnType::intra_spread: return "intra_spread";
+        case AddOnType::inter_spread: return "inter_spread";
     }
     return "?";
 }

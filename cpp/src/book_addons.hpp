@@ -97,6 +97,8 @@ inline void AddOnAccumulator::add(std::int32_t instrument, double q) noexcept {
                 if (q < 0) c_ += -q * m_.notional[i];
             }
             break;
+        case AddOnType::intra_spread:  // book_spreads.hpp: formed on the pair's month deltas
+        case AddOnType::inter_spread: break;
     }
 }
 
@@ -114,6 +116,8 @@ inline double AddOnAccumulator::finish() const noexcept {
         case AddOnType::concentration:
             return tiered((p.gross_delta ? a_ : std::abs(a_)) * m_.unit_spot[u], p.tiers) / m_.unit_fx[u];
         case AddOnType::contingency: return a_ + p.future_rate[u] * std::min(b_, c_);
+        case AddOnType::intra_spread:  // book_spreads.hpp
+        case AddOnType::inter_spread: return 0.0;
     }
     return 0.0;
 }

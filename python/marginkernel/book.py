@@ -31,7 +31,10 @@ BOOK_ADDONS = {
     "per_contract_minimum": 3,
     "concentration": 4,
     "contingency": 5,
+    "intra_spread": 6,
+    "inter_spread": 7,
 }
+_SPREAD_ADDONS = ("intra_spread", "inter_spread")
 _NETTING = {"risk_unit": 0, "currency": 1, "account": 2}
 _KIND_NAMES = ("future", "perpetual", "call", "put", "spot")
 _PER_UNIT_KEYS = (
@@ -141,8 +144,12 @@ def _per_key(spec: Any, names: Sequence[str], fallbacks: Sequence[str], default:
     return np.array([spec.get(n, spec.get(f, spec.get("default", default))) for n, f in pairs], dtype=np.float64)
 
 
-def _addon_spec(addon: Any, params: dict[str, Any]) -> dict[str, Any]:
+def _addon_spec(engine: Any, addon: Any, params: dict[str, Any]) -> dict[str, Any]:
     spec: dict[str, Any] = {"name": addon.name, "type": BOOK_ADDONS[addon.type]}
+    if addon.type in _SPREAD_ADDONS:
+        from .book_spreads import spread_spec  # only for models with SPAN spreads
+
+        return {**spec, **spread_spec(engine, addon, params)}
     for key in _PER_UNIT_KEYS:
         if key in params and key in getattr(addon, "per_unit", ()):
             spec[key] = np.ascontiguousarray(params[key], dtype=np.float64)
@@ -157,6 +164,15 @@ def _addon_spec(addon: Any, params: dict[str, Any]) -> dict[str, Any]:
     tiers = params.get("tiers")
     spec["tiers"] = None if tiers is None else [(float(a), float(b)) for a, b in tiers]
     return spec
+
+
+def _spread_market(engine: Any) -> dict[str, Any]:
+    """Delta spreads: each instrument's contract month code and the scenario set's moves per unit."""
+    if not any(a.type in _SPREAD_ADDONS for a in engine.model.addons):
+        return {}
+    from .book_spreads import spread_market
+
+    return spread_market(engine)
 
 
 def _refuse_unheld(model: Any) -> None:
@@ -218,8 +234,9 @@ def account_book(
     and `collateral` (as :meth:`Engine.margin` takes it) loaded. ``book.margin(a)`` equals
     ``engine.margin(...)`` for that account's positions; what-if and check run on the same state.
 
-    Every measure (``worst_loss``, ``var``, ``es``) is held at every netting level. Refused, with an
-    error naming them: add-ons that are not held per account (SPAN spreads, see docs/book.md),
+    Every measure (``worst_loss``, ``var``, ``es``) is held at every netting level, with every add-on
+    type the engine offers, SPAN's intra- and inter-commodity spreads included (docs/book.md).
+    Refused, with an error naming them: add-on types the book does not know, more than 8 add-ons,
     positions in expired instruments, and a ``margin_mode`` or ``unrealised_pnl`` column (the book
     uses the model's mode; equity comes from collateral)."""
     model = engine.model
@@ -284,6 +301,7 @@ def _market_arrays(engine: Any, currencies: list[str], coll_fx: np.ndarray, coll
         "report_fx": _report_fx(engine, currencies, currency_fx),
         "collateral_fx": np.ascontiguousarray(coll_fx, dtype=f64),
         "collateral_haircut": np.ascontiguousarray(coll_haircut, dtype=f64),
+        **_spread_market(engine),
     }
 
 
@@ -303,7 +321,7 @@ def _model_spec(engine: Any, currencies: list[str], allow_risk_reducing: bool) -
         "gain_cap": float(model.gain_cap),
         "gain_factor": np.ascontiguousarray(gain, dtype=np.float64),
         "allow_risk_reducing": bool(allow_risk_reducing),
-        "addons": [_addon_spec(a, a.resolve(units, list(m.unit_underlying))) for a in model.addons],
+        "addons": [_addon_spec(engine, a, a.resolve(units, list(m.unit_underlying))) for a in model.addons],
         **_measure_spec(engine),
     }
 
