@@ -146,7 +146,8 @@ SpreadModel::SpreadModel(const BookModel& model, const BookMarketView& mv, const
         std::map<std::pair<double, double>, std::int32_t> first;
         for (std::size_t s = 0; s < ns_; ++s) {
             if (!std::isfinite(m[s]) || !std::isfinite(v[s]))
-                throw InvalidInput("price_multiplier", static_cast<long long>(u), "price multipliers and vol shifts must be finite");
+                throw InvalidInput(std::isfinite(m[s]) ? "vol_shift" : "price_multiplier", static_cast<long long>(u),
+                                   "scenario " + std::to_string(s) + " is not finite");
             first.emplace(std::make_pair(m[s] + 0.0, v[s] + 0.0), static_cast<std::int32_t>(s));  // + 0.0: -0 as 0
         }
         for (std::size_t s = 0; s < ns_; ++s) {
