@@ -755,6 +755,7 @@ struct ModelBook::Impl {
         if (s.credit.size() < s.pairs.size() * n_inter) s.credit.resize(s.pairs.size() * n_inter);
         spreads->inter_credits(s.pairs.data(), s.pairs.size(), s.credit.data());
         s.changed.clear();
+        s.changed.reserve(s.pairs.size());  // at most one node per pair: warm once, never grows after
         for (std::size_t p = 0; p < s.pairs.size(); ++p) {
             bool diff = s.pairs[p].stored == nullptr;
             for (std::size_t j = 0; j < n_inter; ++j)
