@@ -323,3 +323,16 @@ def test_moves_of_the_scenario_set_are_checked(monkeypatch):
     monkeypatch.setattr(book_spreads, "spread_market", nan_shift)
     with pytest.raises(_core.InputError, match=r"vol_shift\[1\]: scenario 3 is not finite"):
         account_book(engine, BOOK)
+
+
+def test_refresh_needs_the_same_scenario_moves():
+    """The SPAN price risk reads the scenario moves the book was built with: a refresh from an engine
+    with other moves is refused by name (the book unchanged)."""
+    engine = _engine(0)
+    book = account_book(engine, BOOK)
+    before = [repr(book.margin(a)) for a in range(book.n_accounts)]
+    params = {**SPAN.scenario_params, "price_scan": {"default": 0.1, "BTC": 0.3}}
+    other = Engine(INST, _moved_market(1.07), replace(engine.model, scenario_params=params))
+    with pytest.raises(ValueError, match=r"engine\.scenario_set: addons inter_spread"):
+        book.refresh(other)
+    assert [repr(book.margin(a)) for a in range(book.n_accounts)] == before

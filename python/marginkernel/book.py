@@ -100,6 +100,16 @@ class ModelBook(_core.ModelBook):
         would not be finite), the units already refreshed get their previous market back."""
         if [str(i) for i in engine.instruments.ids] != self._instrument_ids or list(engine.units) != self.units:
             raise ValueError("engine: refresh needs the same instruments and risk units as the book")
+        if any(a.type == "inter_spread" for a in engine.model.addons):
+            old, new = self._engine.scenario_set, engine.scenario_set
+            same = all(
+                np.array_equal(getattr(old, k), getattr(new, k)) for k in ("price_multiplier", "vol_shift", "weight")
+            )
+            if not same:
+                raise ValueError(
+                    "engine.scenario_set: addons inter_spread prices SPAN price risk on the book's scenario "
+                    "moves; refresh needs the same price multipliers, vol shifts and weights (build a new book)"
+                )
         previous = self._engine
         done = 0
         try:

@@ -75,7 +75,9 @@ def _inter(addon: Any, params: Mapping[str, Any], months: list[str], engine: Any
         k = names.index(params["after"]) if params["after"] in names else -1
         mine = names.index(addon.name)
         if k < 0 or k > mine or engine.model.addons[k].type != "intra_spread":
-            raise ValueError(f"{addon.where}.after: no intra_spread add-on {params['after']!r} computed before this one")
+            raise ValueError(
+                f"{addon.where}.after: no intra_spread add-on {params['after']!r} computed before this one"
+            )
         after = k
     return {"spreads": spreads, "after": after, "scan_price_risk": params["price_risk"] == "scan"}
 
