@@ -8,6 +8,10 @@
 //  * A what-if describes the order as a Hypo, evaluates the one node it touches with the Hypo and
 //    sums the nodes with that one substituted. add_fill commits the order, then evaluates the node
 //    from the committed state through the same functions: the figures are identical bit for bit.
+//  * SPAN spreads (book_spreads.hpp): intra_spread is a pair charge (hook in pair_charges);
+//    inter_spread credits couple an account's pairs, so a book with one (cross mode) re-forms the
+//    account's spreads on every what-if and fill and re-finishes every node whose credit changes
+//    (hooks marked "SPAN hook" in what_if, apply_fill and recompute; the block "SPAN delta spreads").
 #include "marginkernel/book.hpp"
 
 #include <algorithm>
