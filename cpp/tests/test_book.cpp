@@ -335,9 +335,10 @@ void test_bad_input_changes_nothing(std::mt19937_64& rng) {
 }
 
 void test_threads(std::mt19937_64& rng) {
+    for (const bool spreads : {false, true}) {  // SPAN spreads: per-thread scratch, per-pair spread state
     const Fixture f(rng, 100);
-    ModelBook book(f.model(Netting::currency, MarginMode::cross), f.instruments(), f.market(), f.risk.data(),
-                   f.weight.data(), f.ns, 4);
+    ModelBook book(spreads ? f.spread_model(Netting::currency, MarginMode::cross) : f.model(Netting::currency, MarginMode::cross),
+                   f.instruments(), f.market(), f.risk.data(), f.weight.data(), f.ns, 4);
     std::atomic<bool> bad{false};
     std::vector<std::thread> pool;
     for (int t = 0; t < 4; ++t)
@@ -353,6 +354,7 @@ void test_threads(std::mt19937_64& rng) {
     book.update_unit(1, rows.data(), 5, nullptr, nullptr, nullptr, nullptr, std::nan(""), std::nan(""), 2);
     for (auto& th : pool) th.join();
     CHECK(!bad);
+    }
 }
 
 void test_model_files() {
