@@ -216,7 +216,7 @@ void test_spreads_what_if_is_the_fill(std::mt19937_64& rng) {
                                f.weight.data(), ns, 3);
                 std::uniform_int_distribution<int> acc(0, 2), inst(0, 19), size(-6, 6);
                 double credit = 0.0;
-                for (int k = 0; k < 400; ++k) {
+                for (int k = 0; k < (ns > 100 ? 150 : 400); ++k) {
                     const std::int64_t a = acc(rng);
                     const std::int32_t i = inst(rng);
                     const double q = 0.5 * size(rng);
@@ -241,6 +241,9 @@ void test_no_allocation(std::mt19937_64& rng) {
     for (const Tail& tail : kTails)
     for (const Netting netting : {Netting::risk_unit, Netting::currency, Netting::account})
         for (const MarginMode mode : {MarginMode::cross, MarginMode::isolated}) {
+            // spreads: under worst loss and the weighted ES (the other measures share their paths)
+            if (spreads && !(tail.measure == Measure::worst_loss || (tail.measure == Measure::es && tail.weighted)))
+                continue;
             const Fixture f(rng, 1001);
             BookModel model = f.model(netting, mode, tail);
             if (spreads) {  // the same measure with SPAN's intra and inter spreads
