@@ -336,3 +336,87 @@ def test_refresh_needs_the_same_scenario_moves():
     with pytest.raises(ValueError, match=r"engine\.scenario_set: addons inter_spread"):
         book.refresh(other)
     assert [repr(book.margin(a)) for a in range(book.n_accounts)] == before
+
+
+# -- generated spread models ------------------------------------------------------------------------
+
+_UNITS = ["BTC", "ETH", "BTC/USDC"]
+_TIER_SETS = [(), tuple(TIERS), ({"tier": 1, "start": "2026-12"},), ({"tier": 3, "end": "2026-12"},)]
+_ratios = st.sampled_from([0.5, 1.0, 2.0, 5.0, 10.0, 25.0])
+_SIDE = {"BTC": "A", "ETH": "B", "BTC/USDC": "B"}
+
+
+@st.composite
+def _intra(draw):
+    tiers = draw(st.sampled_from(_TIER_SETS))
+    numbers = sorted({0, *(t["tier"] for t in tiers)})
+    spreads = []
+    for _ in range(draw(st.integers(1, 3))):
+        a, b = draw(st.sampled_from(numbers)), draw(st.sampled_from(numbers))
+        legs = [
+            {"tier": a, "side": "A", "ratio": draw(_ratios)},
+            {"tier": b, "side": "B", "ratio": draw(_ratios)},
+        ]
+        spreads.append({"rate": draw(st.sampled_from([0.001, 0.01, 25.0, 150.0])), "legs": legs})
+    return {
+        "type": "intra_spread",
+        "tiers": list(tiers),
+        "spreads": spreads,
+        "whole": draw(st.booleans()),
+        "currency": draw(st.sampled_from(["settlement", "USD"])),
+        **({"underlyings": draw(st.sampled_from([["BTC"], ["BTC", "ETH"]]))} if draw(st.booleans()) else {}),
+    }
+
+
+@st.composite
+def _inter(draw, after: bool):
+    spreads = []
+    for _ in range(draw(st.integers(1, 3))):
+        units = draw(st.permutations(_UNITS))[: draw(st.integers(2, 3))]
+        sides = [_SIDE[u] for u in units]  # mostly the sides SPREAD_BOOK's account "a" holds
+        if len(set(sides)) == 1 or draw(st.integers(0, 3)) == 0:
+            sides = ["A", "B"] + [draw(st.sampled_from(["A", "B"])) for _ in units[2:]]
+        legs = [{"unit": u, "side": s, "ratio": draw(_ratios)} for u, s in zip(units, sides, strict=True)]
+        spreads.append({"rate": draw(st.sampled_from([0.2, 0.5, 0.9])), "legs": legs})
+    table = {
+        "type": "inter_spread",
+        "spreads": spreads,
+        "price_risk": draw(st.sampled_from(["span", "scan"])),
+        "whole": draw(st.integers(0, 3)) == 0,
+    }
+    if draw(st.booleans()):
+        table["tiers"] = {"BTC": [{"tier": 0, "end": "2026-12"}], "ETH": list(TIERS)}
+    if after:
+        table["after"] = "intra"
+    return table
+
+
+@st.composite
+def spread_models(draw):
+    addons = {}
+    with_intra = draw(st.booleans())
+    if with_intra:
+        addons["intra"] = draw(_intra())
+    if draw(st.booleans()) or not with_intra:
+        addons["inter"] = draw(_inter(with_intra and draw(st.booleans())))
+    netting, mode = draw(st.sampled_from(NETTINGS + [(n, "cross") for n, _ in NETTINGS]))  # cross: credits form
+    return replace(SPAN, addons=addons, netting=netting, mode=mode)
+
+
+@settings(max_examples=60, deadline=None)
+@given(model=spread_models(), rows=books, stream=books)
+def test_generated_spread_models(model, rows, stream):
+    """Generated spread add-ons (tiers, ratios, whole spreads, 2- and 3-leg inter spreads, `after`,
+    both price risks, unit tiers): the book equals the engine, before and after a stream of fills,
+    and each what-if is the fill."""
+    engine = Engine(INST, MARKET, model)
+    held = pd.concat([SPREAD_BOOK, _frame(rows)], ignore_index=True)
+    book = account_book(engine, held, accounts=["a", "b"], collateral=COLLATERAL[:2])
+    assert_book_matches(book, engine, held, COLLATERAL[:2])
+    for name, inst, q in _frame(stream).itertuples(index=False):
+        a, i = book.account_id(name), IDS.index(inst)
+        w = book.what_if(a, i, q)
+        book.add_fill(a, i, q)
+        assert book.margin(a)["im"] == w.im
+        held = pd.concat([held, _rows([(name, inst, q)])], ignore_index=True)
+    assert_book_matches(book, engine, held, COLLATERAL[:2])
