@@ -644,7 +644,7 @@ struct ModelBook::Impl {
         {
             bool has = false;
             const NodeState n = hypo_node(acc, h, has);
-            check_finite(coupled() ? spread_totals(acc, h, n, has)  // SPAN hook
+            check_finite(coupled() ? spread_totals(acc, h, n, has)  // SPAN hook (sizes the scratch spread_commit uses)
                                    : totals(acc, n.key, has ? &n : nullptr, true),
                          "add_fill");
         }
@@ -669,6 +669,7 @@ struct ModelBook::Impl {
                 acc.slots[static_cast<std::size_t>(k)].positions.size() + 1);
         }
         Slot& slot = acc.slots[static_cast<std::size_t>(k)];
+        if (coupled()) spreads->reserve(slot.spread);  // SPAN hook: the pair's spread state sized before committing
         auto it = std::lower_bound(slot.positions.begin(), slot.positions.end(), i,
                                    [](const Position& p, std::int32_t x) { return p.instrument < x; });
         if (it == slot.positions.end() || it->instrument != i) it = slot.positions.insert(it, Position{i, 0.0});

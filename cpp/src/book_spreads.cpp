@@ -244,8 +244,7 @@ double SpreadModel::price_risk(std::int32_t unit, const double* wpnl, bool scan_
 }
 
 void SpreadModel::pair_state(const PositionRange& r, std::int32_t unit, const double* wpnl, PairSpreads& st) const {
-    st.rest.resize(inter_.size() * nm_);
-    st.wfpr.resize(inter_.size());
+    reserve(st);
     for (std::size_t j = 0; j < inter_.size(); ++j) {
         const AddOnSpec& a = model_.addons[inter_[j]];
         double* d = st.rest.data() + j * nm_;

@@ -50,6 +50,11 @@ public:
     std::size_t n_inter() const noexcept { return inter_.size(); }
     std::size_t inter_addon(std::size_t j) const noexcept { return inter_[j]; }
 
+    // Sizes a pair's state (so that pair_state does not allocate for it).
+    void reserve(PairSpreads& st) const {
+        st.rest.resize(inter_.size() * nm_);
+        st.wfpr.resize(inter_.size());
+    }
     // The intra_spread charges of one pair into out[k] (the other add-ons' entries are left alone).
     void intra_charges(const PositionRange& r, std::int32_t unit, double* out) const;
     // The pair's state for the inter add-ons (st is resized: no allocation once it has the size);
