@@ -75,7 +75,7 @@ def _report_fx(engine: Engine) -> float:
     return engine.market_snapshot.fx_rate(engine.model.currency)
 
 
-#: every shipped preset the book holds (span: its spread add-ons are refused, derive-pm2: its own module)
+#: every shipped preset the book holds (span: tests/test_book_span.py; derive-pm2: its own module)
 PRESETS = ["deribit-pm", "okx-pm", "tims", "hist-var99", "fhs-es975-apc"]
 
 
@@ -90,9 +90,11 @@ def test_presets_equal_engine(preset):
 
 
 def test_refused_parts_are_named():
-    engine = Engine(INST, MARKET, load_model("span"))
-    with pytest.raises(ValueError, match=r"addons\.intra_spread: add-on type 'intra_spread' is not held"):
-        account_book(engine)
+    # the span preset's spreads are held (tests/test_book_span.py); an add-on type the book does not
+    # know is refused by name
+    unknown = SimpleNamespace(name="custom", type="custom_charge")
+    with pytest.raises(ValueError, match=r"addons\.custom: add-on type 'custom_charge' is not held"):
+        book_module._refuse_unheld(SimpleNamespace(measure="worst_loss", addons=(unknown,)))
     # MarginModel admits only the engine's measures, all held; anything else is refused by name
     with pytest.raises(ValueError, match=r"model\.measure: 'cvar' is not held by the book"):
         book_module._refuse_unheld(SimpleNamespace(measure="cvar", addons=()))

@@ -50,12 +50,44 @@ std::vector<double> per_unit(const py::dict& d, const char* key, std::size_t n_u
     return std::vector<double>(a.data(), a.data() + n_units);
 }
 
+// intra_spread / inter_spread: spreads as [{"rate", "one_tier", "legs": [{"unit", "side_a", "ratio",
+// "months"}]}] (book.py _spread_spec), the intra scope [n_units] (uint8), whole, after, price risk.
+void spreads_from(const py::dict& d, std::size_t n_units, AddOnSpec& a) {
+    for (const auto& raw : d["spreads"].cast<py::list>()) {
+        const auto sd = raw.cast<py::dict>();
+        DeltaSpreadSpec s;
+        s.rate = sd["rate"].cast<double>();
+        s.one_tier = sd["one_tier"].cast<bool>();
+        for (const auto& leg_raw : sd["legs"].cast<py::list>()) {
+            const auto ld = leg_raw.cast<py::dict>();
+            SpreadLegSpec leg;
+            leg.unit = ld["unit"].cast<std::int32_t>();
+            leg.side_a = ld["side_a"].cast<bool>();
+            leg.ratio = ld["ratio"].cast<double>();
+            const i32 months = ld["months"].cast<i32>();
+            expect_shape("months", months, {-1});
+            leg.months.assign(months.data(), months.data() + months.size());
+            s.legs.push_back(std::move(leg));
+        }
+        a.spreads.push_back(std::move(s));
+    }
+    if (d.contains("scope")) {
+        const auto scope = d["scope"].cast<array<std::uint8_t>>();
+        expect_shape("scope", scope, {static_cast<py::ssize_t>(n_units)});
+        a.scope.assign(scope.data(), scope.data() + n_units);
+    }
+    a.whole = d.contains("whole") && d["whole"].cast<bool>();
+    a.after = d.contains("after") ? d["after"].cast<std::int32_t>() : -1;
+    a.scan_price_risk = d.contains("scan_price_risk") && d["scan_price_risk"].cast<bool>();
+}
+
 AddOnSpec addon_from(const py::dict& d, std::size_t n_units) {
     AddOnSpec a;
     a.name = d["name"].cast<std::string>();
     a.type = static_cast<AddOnType>(d["type"].cast<int>());
-    if (static_cast<int>(a.type) < 0 || static_cast<int>(a.type) > 5)
+    if (static_cast<int>(a.type) < 0 || static_cast<int>(a.type) > 7)
         throw InvalidInput("addons." + a.name + ".type", -1, "unknown add-on type code");
+    if (a.type == AddOnType::intra_spread || a.type == AddOnType::inter_spread) spreads_from(d, n_units, a);
     a.annualised_move_risk = per_unit(d, "annualised_move_risk", n_units);
     a.min_annualised_move = per_unit(d, "min_annualised_move", n_units);
     a.threshold = per_unit(d, "threshold", n_units);
@@ -112,6 +144,22 @@ std::unique_ptr<ModelBook> make_model_book(const f64& risk, const f64& weight, c
     mv.n_collateral = static_cast<std::size_t>(kfx.shape(0));
     mv.collateral_fx = kfx.data();
     mv.collateral_haircut = khair.data();
+    i32 month;  // delta spreads: month codes per instrument, the scenario set's moves per unit
+    f64 price_multiplier, vol_shift;
+    if (market.contains("month") && !market["month"].is_none()) {
+        month = market["month"].cast<i32>();
+        expect_shape("month", month, {n});
+        mv.month = month.data();
+        mv.n_months = market["n_months"].cast<std::size_t>();
+    }
+    if (market.contains("price_multiplier") && !market["price_multiplier"].is_none()) {
+        price_multiplier = market["price_multiplier"].cast<f64>();
+        vol_shift = market["vol_shift"].cast<f64>();
+        expect_shape("price_multiplier", price_multiplier, {nu, ns});
+        expect_shape("vol_shift", vol_shift, {nu, ns});
+        mv.price_multiplier = price_multiplier.data();
+        mv.vol_shift = vol_shift.data();
+    }
     BookModel bm;
     bm.netting = static_cast<Netting>(model["netting"].cast<int>());
     bm.mode = static_cast<MarginMode>(model["mode"].cast<int>());

@@ -8,6 +8,10 @@
 //  * A what-if describes the order as a Hypo, evaluates the one node it touches with the Hypo and
 //    sums the nodes with that one substituted. add_fill commits the order, then evaluates the node
 //    from the committed state through the same functions: the figures are identical bit for bit.
+//  * SPAN spreads (book_spreads.hpp): intra_spread is a pair charge (hook in pair_charges);
+//    inter_spread credits couple an account's pairs, so a book with one (cross mode) re-forms the
+//    account's spreads on every what-if and fill and re-finishes every node whose credit changes
+//    (hooks marked "SPAN hook" in what_if, apply_fill and recompute; the block "SPAN delta spreads").
 #include "marginkernel/book.hpp"
 
 #include <algorithm>
@@ -18,6 +22,7 @@
 #include <shared_mutex>
 
 #include "book_addons.hpp"
+#include "book_spreads.hpp"
 #include "checks.hpp"
 #include "kernels.hpp"
 #include "parallel.hpp"
@@ -39,6 +44,7 @@ struct Slot {
     std::vector<Position> positions;  // sorted by instrument, no zero quantities
     std::array<double, 3 * kMaxAddOns> sums{};  // each add-on's three sums over the positions
     std::array<double, kMaxAddOns> charge{};  // cross mode: the pair's add-on charges
+    PairSpreads spread;  // SPAN spreads: what the inter_spread add-ons read of the pair (book_spreads.hpp)
 };
 
 struct NodeState {
@@ -126,6 +132,7 @@ struct ModelBook::Impl {
     std::mutex holders_mutex;
     std::vector<std::unique_ptr<Account>> accounts;
     mutable RwMutex book_mutex;
+    std::unique_ptr<SpreadModel> spreads;  // SPAN delta spreads (null without intra / inter_spread add-ons)
 
     const double* wrisk_of(std::size_t i) const noexcept { return wrisk.get() + i * stride; }
     std::int64_t ukey_of(std::int32_t u) const noexcept {
@@ -253,10 +260,12 @@ struct ModelBook::Impl {
             move_sums(h.instrument, h.q_old, h.q_new, sums);
     }
 
-    // Each add-on's charge of a pair of unit `unit` from its sums.
-    void pair_charges(const double* sums, std::int32_t unit, double* out) const noexcept {
+    // Each add-on's charge of a pair of unit `unit` from its sums; the SPAN intra-commodity charges
+    // from its positions (the order's merged in), whose month deltas they form spreads on.
+    void pair_charges(const double* sums, std::int32_t unit, const PositionRange& positions, double* out) const {
         for (std::size_t k = 0; k < n_addons; ++k)
             out[k] = addon_finish(model.addons[k], mk, static_cast<std::size_t>(unit), sums + 3 * k);
+        if (spreads) spreads->intra_charges(positions, unit, out);  // SPAN hook
     }
 
     // Combines scan and charges into requirement and contributions (engine.margin, per node).
@@ -386,7 +395,8 @@ struct ModelBook::Impl {
         double sums[3 * kMaxAddOns], charge[kMaxAddOns];
         std::fill(sums, sums + 3 * n_addons, 0.0);
         move_sums(i, 0.0, q, sums);
-        pair_charges(sums, u, charge);
+        const Position one{i, q};
+        pair_charges(sums, u, range_of(&one, &one + 1, nullptr), charge);
         for (std::size_t k = 0; k < n_addons; ++k) n.m.charges[k] = charge[k] * ufx / n.m.fx;
         finish_node(n);
         return n;
@@ -423,7 +433,8 @@ struct ModelBook::Impl {
         const Slot* s = h.slot >= 0 ? &acc.slots[static_cast<std::size_t>(h.slot)] : nullptr;
         double sums[3 * kMaxAddOns], charge[kMaxAddOns];
         sums_after(s, h, sums);
-        pair_charges(sums, h.unit, charge);
+        const Position* pb = s ? s->positions.data() : nullptr;
+        pair_charges(sums, h.unit, range_of(pb, s ? pb + s->positions.size() : nullptr, &h), charge);
         node_header(n, key, h.unit);
         n.m.scan = measure_one(s ? s->wpnl.get() : zeros.get(), wrisk_of(static_cast<std::size_t>(h.instrument)), h.q,
                                &n.m.worst_scenario);
@@ -476,7 +487,8 @@ struct ModelBook::Impl {
             const Slot* s = h->slot >= 0 ? &acc.slots[static_cast<std::size_t>(h->slot)] : nullptr;
             double sums[3 * kMaxAddOns];
             sums_after(s, *h, sums);
-            pair_charges(sums, h->unit, hcharge);
+            const Position* pb = s ? s->positions.data() : nullptr;
+            pair_charges(sums, h->unit, range_of(pb, s ? pb + s->positions.size() : nullptr, h), hcharge);
             hp = s ? s->wpnl.get() : zeros.get();
         }
         bool hypo_done = !in_node;
@@ -692,7 +704,8 @@ struct ModelBook::Impl {
         const Hypo h = make_hypo(acc, i, q);
         bool has = false;
         const NodeState n = hypo_node(acc, h, has);
-        const AccountMargin t = totals(acc, n.key, has ? &n : nullptr, true, false);
+        const AccountMargin t = coupled() ? spread_totals(acc, h, n, has)  // SPAN hook: credits move other nodes
+                                          : totals(acc, n.key, has ? &n : nullptr, true, false);
         check_finite(t, "what_if");
         return ModelWhatIf{t.im, t.mm, acc.total.im, t.available, t.worst_scenario};
     }
@@ -703,7 +716,9 @@ struct ModelBook::Impl {
         {
             bool has = false;
             const NodeState n = hypo_node(acc, h, has);
-            check_finite(totals(acc, n.key, has ? &n : nullptr, true, false), "add_fill");
+            check_finite(coupled() ? spread_totals(acc, h, n, has)  // SPAN hook (sizes the scratch spread_commit uses)
+                                   : totals(acc, n.key, has ? &n : nullptr, true, false),
+                         "add_fill");
         }
         int k = h.slot;
         if (k < 0) {
@@ -728,6 +743,7 @@ struct ModelBook::Impl {
         Slot& slot = acc.slots[static_cast<std::size_t>(k)];
         double sums[3 * kMaxAddOns];
         sums_after(h.slot >= 0 ? &slot : nullptr, h, sums);
+        if (coupled()) spreads->reserve(slot.spread);  // SPAN hook: the pair's spread state sized before committing
         auto it = std::lower_bound(slot.positions.begin(), slot.positions.end(), i,
                                    [](const Position& p, std::int32_t x) { return p.instrument < x; });
         if (it == slot.positions.end() || it->instrument != i) it = slot.positions.insert(it, Position{i, 0.0});
@@ -739,8 +755,11 @@ struct ModelBook::Impl {
         else
             active_kernels().whatif_fill(slot.wpnl.get(), wrisk_of(static_cast<std::size_t>(i)), q, ns);
         std::copy(sums, sums + 3 * n_addons, slot.sums.begin());
-        pair_charges(slot.sums.data(), slot.unit, slot.charge.data());
+        pair_charges(slot.sums.data(), slot.unit,
+                     range_of(slot.positions.data(), slot.positions.data() + slot.positions.size(), nullptr),
+                     slot.charge.data());
         refresh_node(acc, node_key(h.ukey, i), h.ukey, i);
+        if (coupled()) spread_commit(acc, k, node_key(h.ukey, i));  // SPAN hook: the credits of every pair
         acc.total = totals(acc, 0, nullptr, false);
     }
 
@@ -768,6 +787,144 @@ struct ModelBook::Impl {
         else if (found) acc.nodes.erase(it);
     }
 
+    // ---- SPAN delta spreads (book_spreads.hpp, docs/book.md) -------------------------------------
+    // intra_spread is a pair charge (pair_charges). inter_spread credits couple an account's pairs:
+    // an order re-forms the account's spreads, and every node whose credit changes (and the order's
+    // node) is re-finished, by the same functions in what-if and fill.
+    bool coupled() const noexcept { return spreads && spreads->coupled() && !isolated(); }
+
+    static PositionRange range_of(const Position* begin, const Position* end, const Hypo* h) noexcept {
+        return PositionRange{begin, end, h ? h->instrument : -1, h ? h->q_new : 0.0};
+    }
+
+    struct SpreadScratch {  // per thread; grows, never shrinks (no allocation once warm)
+        std::vector<SpreadPair> pairs;
+        std::vector<double> credit;          // [pairs x n_inter]
+        std::vector<std::int64_t> changed;   // keys (ascending) of nodes whose credits change
+        PairSpreads hypo;                    // the order's pair
+        Buffer pw;                           // its weighted P&L after the order
+        std::size_t pw_size = 0;
+        Account acc;                         // the account's nodes after the order
+    };
+    static SpreadScratch& spread_scratch() {
+        thread_local SpreadScratch s;
+        return s;
+    }
+    static bool has_key(const std::vector<std::int64_t>& keys, std::int64_t key) noexcept {
+        return std::binary_search(keys.begin(), keys.end(), key);
+    }
+
+    // The account's held pairs in slot order (the Hypo's pair replaced or inserted, its state in
+    // s.hypo), every inter add-on's credit to each and the nodes whose credits change, into s.
+    void spread_pairs(const Account& acc, const Hypo* h, SpreadScratch& s) const {
+        s.pairs.clear();
+        bool done = h == nullptr;
+        const auto push_hypo = [&] {
+            done = true;
+            if (!h->slot_empty) s.pairs.push_back(SpreadPair{h->unit, h->ukey, &s.hypo, nullptr});
+        };
+        for (const Slot& slot : acc.slots) {
+            if (!done && h->ukey <= slot.ukey) {
+                push_hypo();
+                if (h->ukey == slot.ukey) continue;
+            }
+            if (!slot.positions.empty())
+                s.pairs.push_back(SpreadPair{slot.unit, slot.ukey, &slot.spread, slot.charge.data()});
+        }
+        if (!done) push_hypo();
+        const std::size_t n_inter = spreads->n_inter();
+        if (s.credit.size() < s.pairs.size() * n_inter) s.credit.resize(s.pairs.size() * n_inter);
+        spreads->inter_credits(s.pairs.data(), s.pairs.size(), s.credit.data());
+        s.changed.clear();
+        s.changed.reserve(s.pairs.size());  // at most one node per pair: warm once, never grows after
+        for (std::size_t p = 0; p < s.pairs.size(); ++p) {
+            bool diff = s.pairs[p].stored == nullptr;
+            for (std::size_t j = 0; j < n_inter; ++j)
+                diff = diff || s.credit[p * n_inter + j] != s.pairs[p].stored[spreads->inter_addon(j)];
+            const std::int64_t key = node_key(s.pairs[p].ukey, 0);
+            if (diff && (s.changed.empty() || s.changed.back() != key)) s.changed.push_back(key);
+        }
+    }
+
+    // Node n's inter_spread charges re-summed from s.credit over its pairs in slot order (as
+    // cross_node sums charges), then the node re-finished.
+    void spread_patch(NodeState& n, const SpreadScratch& s) const {
+        const std::size_t n_inter = spreads->n_inter();
+        for (std::size_t j = 0; j < n_inter; ++j) {
+            double c = 0.0;
+            for (std::size_t p = 0; p < s.pairs.size(); ++p)
+                if (node_key(s.pairs[p].ukey, 0) == n.key)
+                    c += s.credit[p * n_inter + j] * mk.unit_fx[static_cast<std::size_t>(s.pairs[p].unit)];
+            n.m.charges[spreads->inter_addon(j)] = c / n.m.fx;
+        }
+        finish_node(n);
+    }
+
+    // What-if: the account's totals after the order, node n (the order's, from hypo_node) substituted
+    // and every node whose credits change re-finished.
+    AccountMargin spread_totals(const Account& acc, const Hypo& h, const NodeState& n, bool has) const {
+        SpreadScratch& s = spread_scratch();
+        if (!h.slot_empty) {  // the order's pair: Pw + q W[i] rounded as the fill stores it
+            if (s.pw_size < stride) {
+                s.pw = make_buffer(stride);
+                s.pw_size = stride;
+            }
+            const Slot* slot = h.slot >= 0 ? &acc.slots[static_cast<std::size_t>(h.slot)] : nullptr;
+            const double* from = slot ? slot->wpnl.get() : zeros.get();
+            std::copy(from, from + ns, s.pw.get());
+            active_kernels().whatif_fill(s.pw.get(), wrisk_of(static_cast<std::size_t>(h.instrument)), h.q, ns);
+            const Position* b = slot ? slot->positions.data() : nullptr;
+            spreads->pair_state(range_of(b, slot ? b + slot->positions.size() : nullptr, &h), h.unit, s.pw.get(),
+                                s.hypo);
+        }
+        spread_pairs(acc, &h, s);
+        Account& t = s.acc;
+        t.nodes.clear();
+        const auto put = [&](const NodeState& x) {
+            t.nodes.push_back(x);
+            if (x.key == n.key || has_key(s.changed, x.key)) spread_patch(t.nodes.back(), s);
+        };
+        bool done = false;
+        for (const NodeState& x : acc.nodes) {
+            if (!done && n.key <= x.key) {
+                done = true;
+                if (has) put(n);
+                if (n.key == x.key) continue;
+            }
+            put(x);
+        }
+        if (!done && has) put(n);
+        t.has_collateral = acc.has_collateral;
+        t.equity = acc.equity;
+        return totals(t, 0, nullptr, false);
+    }
+
+    // Fill (k: the order's slot, order_key its node) or recompute (k = -1, every slot): the pairs'
+    // spread states and credits committed to their charges; a fill re-finishes the order's node and
+    // those whose credits changed (a recompute builds its nodes next).
+    void spread_commit(Account& acc, int k, std::int64_t order_key) const {
+        SpreadScratch& s = spread_scratch();
+        for (std::size_t x = 0; x < acc.slots.size(); ++x) {
+            Slot& slot = acc.slots[x];
+            if ((k < 0 || static_cast<int>(x) == k) && !slot.positions.empty()) {
+                const Position* b = slot.positions.data();
+                spreads->pair_state(range_of(b, b + slot.positions.size(), nullptr), slot.unit, slot.wpnl.get(),
+                                    slot.spread);
+            }
+        }
+        spread_pairs(acc, nullptr, s);
+        const std::size_t n_inter = spreads->n_inter();
+        std::size_t p = 0;
+        for (Slot& slot : acc.slots) {
+            for (std::size_t j = 0; j < n_inter; ++j)
+                slot.charge[spreads->inter_addon(j)] = slot.positions.empty() ? 0.0 : s.credit[p * n_inter + j];
+            if (!slot.positions.empty()) ++p;
+        }
+        if (k < 0) return;
+        for (NodeState& x : acc.nodes)
+            if (x.key == order_key || has_key(s.changed, x.key)) spread_patch(x, s);
+    }
+
     // Everything of an account from its positions (rebuild, refresh, bulk load).
     void recompute(Account& acc) const {
         for (Slot& s : acc.slots) {
@@ -775,8 +932,10 @@ struct ModelBook::Impl {
             for (const Position& p : s.positions)
                 active_kernels().whatif_fill(s.wpnl.get(), wrisk_of(static_cast<std::size_t>(p.instrument)), p.quantity, ns);
             position_sums(s.positions.data(), s.positions.data() + s.positions.size(), s.sums.data());
-            pair_charges(s.sums.data(), s.unit, s.charge.data());
+            pair_charges(s.sums.data(), s.unit, range_of(s.positions.data(), s.positions.data() + s.positions.size(), nullptr),
+                         s.charge.data());
         }
+        if (coupled()) spread_commit(acc, -1, -1);  // SPAN hook: every pair's spread state and credits
         acc.nodes.clear();
         for (const Slot& s : acc.slots) {
             if (isolated()) {
@@ -902,7 +1061,9 @@ ModelBook::ModelBook(const BookModel& model, const InstrumentsView& in, const Bo
             a.type == AddOnType::roll_shock     ? std::vector<const std::vector<double>*>{&a.annualised_move_risk, &a.min_annualised_move}
             : a.type == AddOnType::delta_shock  ? std::vector<const std::vector<double>*>{&a.threshold, &a.shock}
             : a.type == AddOnType::contingency  ? std::vector<const std::vector<double>*>{&a.option_rate, &a.future_rate}
-            : a.type == AddOnType::concentration ? std::vector<const std::vector<double>*>{}
+            : a.type == AddOnType::concentration || a.type == AddOnType::intra_spread ||
+                      a.type == AddOnType::inter_spread
+                ? std::vector<const std::vector<double>*>{}
                                                  : std::vector<const std::vector<double>*>{&a.rate};
         for (const auto* v : need) {
             if (v->size() != m.nu)
@@ -975,6 +1136,10 @@ ModelBook::ModelBook(const BookModel& model, const InstrumentsView& in, const Bo
             m.risk_max[i] = std::max(m.risk_max[i], std::abs(wr[s]));
         }
     }
+    bool spread_addons = false;  // SPAN delta spreads (book_spreads.hpp)
+    for (const AddOnSpec& a : model.addons)
+        spread_addons = spread_addons || a.type == AddOnType::intra_spread || a.type == AddOnType::inter_spread;
+    if (spread_addons) m.spreads = std::make_unique<SpreadModel>(m.model, mv, m.mk, m.ni, m.ns);
     m.holders.resize(m.nu);
     m.accounts.reserve(n_accounts);
     for (std::size_t a = 0; a < n_accounts; ++a) m.accounts.push_back(std::make_unique<Account>());
@@ -1158,7 +1323,7 @@ PairMargin ModelBook::pair(std::int64_t a, std::int32_t u) const {
         }
         double sums[3 * kMaxAddOns], charge[kMaxAddOns];
         m.position_sums(&pos, &pos + 1, sums);
-        m.pair_charges(sums, u, charge);
+        m.pair_charges(sums, u, Impl::range_of(&pos, &pos + 1, nullptr), charge);
         for (std::size_t j = 0; j < m.n_addons; ++j) p.charges[j] += charge[j];
     }
     return p;

@@ -15,6 +15,7 @@ Combine combine_of(AddOnType type) noexcept {
     switch (type) {
         case AddOnType::short_option_minimum:
         case AddOnType::per_contract_minimum: return Combine::floor;
+        case AddOnType::inter_spread: return Combine::credit;
         default: return Combine::add;
     }
 }
@@ -27,6 +28,8 @@ const char* addon_type_name(AddOnType type) noexcept {
         case AddOnType::per_contract_minimum: return "per_contract_minimum";
         case AddOnType::concentration: return "concentration";
         case AddOnType::contingency: return "contingency";
+        case AddOnType::intra_spread: return "intra_spread";
+        case AddOnType::inter_spread: return "inter_spread";
     }
     return "?";
 }
@@ -121,6 +124,8 @@ AddOnTerm addon_term(const AddOnSpec& p, const AddOnMarket& m, std::size_t i) no
                 t.neg[2] = m.notional[i];
             }
             break;
+        case AddOnType::intra_spread:  // formed on the pair's month deltas (book_spreads.hpp)
+        case AddOnType::inter_spread: break;
     }
     return t;
 }
@@ -138,6 +143,8 @@ double addon_finish(const AddOnSpec& p, const AddOnMarket& m, std::size_t u, con
         case AddOnType::concentration:
             return tiered((p.gross_delta ? a : std::abs(a)) * m.unit_spot[u], p.tiers) / m.unit_fx[u];
         case AddOnType::contingency: return a + p.future_rate[u] * std::min(b, c);
+        case AddOnType::intra_spread:  // book_spreads.hpp
+        case AddOnType::inter_spread: return 0.0;
     }
     return 0.0;
 }

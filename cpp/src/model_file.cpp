@@ -191,6 +191,10 @@ ModelFile load_model_file(const std::string& path) {
                     if (k == "type") a.type = text(pv, w + ".type");
                     else a.params[k] = param(pv, w + "." + k);
                 }
+                if (a.type == "intra_spread" || a.type == "inter_spread")  // month tables: built in Python
+                    fail(w, "add-on type '" + a.type + "' is not held incrementally by the book from a C++ model "
+                            "file (SPAN spreads need the month table and scenario moves Python builds: "
+                            "Engine.account_book, docs/book.md)");
                 if (!kHeldAddOns.count(a.type))
                     fail(w, "add-on type '" + a.type + "' is not held incrementally by the book");
                 m.addons.push_back(std::move(a));

@@ -63,6 +63,9 @@ struct Fixture {
     std::vector<double> strike, expiry, multiplier, forward, discount, vol, risk, weight;
     std::vector<double> spot{60000.0, 3000.0, 60000.0, 3000.0}, ufx{1.0, 1.0, 60000.0, 60000.0};
     std::vector<double> cfx{1.0, 60000.0}, kfx{1.0, 60000.0, 3000.0}, khair{0.0, 0.05, 0.1};
+    // SPAN spreads: a contract month per instrument (4 months) and per unit the scenarios' moves
+    std::vector<std::int32_t> month;
+    std::vector<double> price_multiplier, vol_shift;
 
     Fixture(std::mt19937_64& rng, std::size_t n_scenarios) : ns(n_scenarios) {
         std::normal_distribution<double> n01(0.0, 1.0);
@@ -78,9 +81,15 @@ struct Fixture {
             forward.push_back(spot[static_cast<std::size_t>(u)]);
             discount.push_back(1.0);
             vol.push_back(0.6);
+            month.push_back(k == 1 ? 0 : k % 3 + 1);
             for (std::size_t s = 0; s < ns; ++s) risk.push_back(n01(rng) * (u >= 2 ? 0.01 : 100.0));
         }
         for (std::size_t x = 0; x < nu * ns; ++x) weight.push_back(0.5 + 0.25 * static_cast<double>((x * 7) % 3));
+        for (std::size_t x = 0; x < nu * ns; ++x) {  // no move every third scenario; vol up / down pairs
+            const std::size_t s = x % ns;
+            price_multiplier.push_back(s % 3 == 0 ? 1.0 : 1.0 + 0.05 * static_cast<double>(s % 7) - 0.15);
+            vol_shift.push_back(s % 2 ? 0.25 : -0.25);
+        }
     }
     InstrumentsView instruments() const {
         return {ni, kind.data(), settlement.data(), unit.data(), strike.data(), expiry.data(), multiplier.data(),
@@ -97,6 +106,10 @@ struct Fixture {
         m.n_collateral = 3;
         m.collateral_fx = kfx.data();
         m.collateral_haircut = khair.data();
+        m.month = month.data();
+        m.n_months = 4;
+        m.price_multiplier = price_multiplier.data();
+        m.vol_shift = vol_shift.data();
         return m;
     }
     BookModel model(Netting netting, MarginMode mode) const {
@@ -124,6 +137,29 @@ struct Fixture {
         som.rate.assign(nu, 50.0);
         som.usd = true;
         b.addons = {roll, delta, som};
+        return b;
+    }
+    // The model with SPAN spreads added: calendar spreads (one tier, across tiers) and
+    // inter-commodity spreads on what they leave (two and three legs, SPAN price risk).
+    BookModel spread_model(Netting netting, MarginMode mode) const {
+        BookModel b = model(netting, mode);
+        AddOnSpec intra;
+        intra.name = "intra";
+        intra.type = AddOnType::intra_spread;
+        intra.scope.assign(nu, 1);
+        intra.usd = true;
+        DeltaSpreadSpec one{5.0, true, {{-1, true, 1.0, {0, 1, 2, 3}}, {-1, false, 1.0, {0, 1, 2, 3}}}};
+        DeltaSpreadSpec across{3.0, false, {{-1, true, 1.0, {1}}, {-1, false, 2.0, {2, 3}}}};
+        intra.spreads = {one, across};
+        AddOnSpec inter;
+        inter.name = "inter";
+        inter.type = AddOnType::inter_spread;
+        inter.after = 3;
+        DeltaSpreadSpec two{0.5, false, {{0, true, 1.0, {0, 1, 2, 3}}, {1, false, 2.0, {0, 1, 2, 3}}}};
+        DeltaSpreadSpec three{0.3, false, {{2, true, 1.0, {1, 2}}, {3, false, 1.0, {0, 1, 2, 3}}, {0, true, 0.5, {3}}}};
+        inter.spreads = {two, three};
+        b.addons.push_back(intra);
+        b.addons.push_back(inter);
         return b;
     }
     // The same model with the node measure `t`: worst loss, or VaR / ES at 95 % over equally likely
@@ -169,12 +205,52 @@ void test_what_if_is_the_fill(std::mt19937_64& rng) {
             }
 }
 
+// SPAN spreads: an order changes the inter-commodity credits of the account's other units (other
+// nodes); the what-if re-finishes them exactly as the fill does.
+void test_spreads_what_if_is_the_fill(std::mt19937_64& rng) {
+    for (const std::size_t ns : {35, 1001})
+        for (const Netting netting : {Netting::risk_unit, Netting::currency, Netting::account})
+            for (const MarginMode mode : {MarginMode::cross, MarginMode::isolated}) {
+                const Fixture f(rng, ns);
+                ModelBook book(f.spread_model(netting, mode), f.instruments(), f.market(), f.risk.data(),
+                               f.weight.data(), ns, 3);
+                std::uniform_int_distribution<int> acc(0, 2), inst(0, 19), size(-6, 6);
+                double credit = 0.0;
+                for (int k = 0; k < (ns > 100 ? 150 : 400); ++k) {
+                    const std::int64_t a = acc(rng);
+                    const std::int32_t i = inst(rng);
+                    const double q = 0.5 * size(rng);
+                    const ModelWhatIf w = book.what_if(a, i, q);
+                    book.add_fill(a, i, q);
+                    const AccountMargin m = book.margin(a);
+                    CHECK(m.im == w.im && m.mm == w.mm);
+                    CHECK(std::isfinite(m.im) && m.im >= 0.0);
+                    credit = std::min(credit, m.components[4]);
+                }
+                if (mode == MarginMode::cross) CHECK(credit < 0.0);  // credits did form
+                std::vector<double> before;
+                for (std::int64_t a = 0; a < 3; ++a) before.push_back(book.margin(a).im);
+                book.rebuild();
+                for (std::int64_t a = 0; a < 3; ++a)
+                    CHECK_CLOSE(book.margin(a).im, before[static_cast<std::size_t>(a)], 1e-9 * (1.0 + before[static_cast<std::size_t>(a)]));
+            }
+}
+
 void test_no_allocation(std::mt19937_64& rng) {
+    for (const bool spreads : {false, true})
     for (const Tail& tail : kTails)
     for (const Netting netting : {Netting::risk_unit, Netting::currency, Netting::account})
         for (const MarginMode mode : {MarginMode::cross, MarginMode::isolated}) {
+            // spreads: under worst loss and the weighted ES (the other measures share their paths)
+            if (spreads && !(tail.measure == Measure::worst_loss || (tail.measure == Measure::es && tail.weighted)))
+                continue;
             const Fixture f(rng, 1001);
-            ModelBook book(f.model(netting, mode, tail), f.instruments(), f.market(), f.risk.data(), f.weight.data(), f.ns, 2);
+            BookModel model = f.model(netting, mode, tail);
+            if (spreads) {  // the same measure with SPAN's intra and inter spreads
+                const BookModel s = f.spread_model(netting, mode);
+                model.addons = s.addons;
+            }
+            ModelBook book(model, f.instruments(), f.market(), f.risk.data(), f.weight.data(), f.ns, 2);
             for (std::int32_t i = 0; i < 20; i += 3) book.add_fill(0, i, 1.5);
             double sink = book.what_if(0, 1, 1.0).im;  // warms the thread's scratch
             const long before = g_allocations.load();
@@ -262,9 +338,10 @@ void test_bad_input_changes_nothing(std::mt19937_64& rng) {
 }
 
 void test_threads(std::mt19937_64& rng) {
+    for (const bool spreads : {false, true}) {  // SPAN spreads: per-thread scratch, per-pair spread state
     const Fixture f(rng, 100);
-    ModelBook book(f.model(Netting::currency, MarginMode::cross), f.instruments(), f.market(), f.risk.data(),
-                   f.weight.data(), f.ns, 4);
+    ModelBook book(spreads ? f.spread_model(Netting::currency, MarginMode::cross) : f.model(Netting::currency, MarginMode::cross),
+                   f.instruments(), f.market(), f.risk.data(), f.weight.data(), f.ns, 4);
     std::atomic<bool> bad{false};
     std::vector<std::thread> pool;
     for (int t = 0; t < 4; ++t)
@@ -280,6 +357,7 @@ void test_threads(std::mt19937_64& rng) {
     book.update_unit(1, rows.data(), 5, nullptr, nullptr, nullptr, nullptr, std::nan(""), std::nan(""), 2);
     for (auto& th : pool) th.join();
     CHECK(!bad);
+    }
 }
 
 void test_model_files() {
@@ -309,6 +387,7 @@ int main() {
         std::mt19937_64 rng(8);
         test_what_if_is_the_fill(rng);
         test_no_allocation(rng);
+        test_spreads_what_if_is_the_fill(rng);
         test_tail_measure_is_the_kernel(rng);
         test_bad_input_changes_nothing(rng);
         test_threads(rng);

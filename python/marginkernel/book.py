@@ -31,7 +31,10 @@ BOOK_ADDONS = {
     "per_contract_minimum": 3,
     "concentration": 4,
     "contingency": 5,
+    "intra_spread": 6,
+    "inter_spread": 7,
 }
+_SPREAD_ADDONS = ("intra_spread", "inter_spread")
 _NETTING = {"risk_unit": 0, "currency": 1, "account": 2}
 _KIND_NAMES = ("future", "perpetual", "call", "put", "spot")
 _PER_UNIT_KEYS = (
@@ -97,6 +100,16 @@ class ModelBook(_core.ModelBook):
         would not be finite), the units already refreshed get their previous market back."""
         if [str(i) for i in engine.instruments.ids] != self._instrument_ids or list(engine.units) != self.units:
             raise ValueError("engine: refresh needs the same instruments and risk units as the book")
+        if any(a.type == "inter_spread" for a in engine.model.addons):
+            old, new = self._engine.scenario_set, engine.scenario_set
+            same = all(
+                np.array_equal(getattr(old, k), getattr(new, k)) for k in ("price_multiplier", "vol_shift", "weight")
+            )
+            if not same:
+                raise ValueError(
+                    "engine.scenario_set: addons inter_spread prices SPAN price risk on the book's scenario "
+                    "moves; refresh needs the same price multipliers, vol shifts and weights (build a new book)"
+                )
         previous = self._engine
         done = 0
         try:
@@ -141,8 +154,12 @@ def _per_key(spec: Any, names: Sequence[str], fallbacks: Sequence[str], default:
     return np.array([spec.get(n, spec.get(f, spec.get("default", default))) for n, f in pairs], dtype=np.float64)
 
 
-def _addon_spec(addon: Any, params: dict[str, Any]) -> dict[str, Any]:
+def _addon_spec(engine: Any, addon: Any, params: dict[str, Any]) -> dict[str, Any]:
     spec: dict[str, Any] = {"name": addon.name, "type": BOOK_ADDONS[addon.type]}
+    if addon.type in _SPREAD_ADDONS:
+        from .book_spreads import spread_spec  # only for models with SPAN spreads
+
+        return {**spec, **spread_spec(engine, addon, params)}
     for key in _PER_UNIT_KEYS:
         if key in params and key in getattr(addon, "per_unit", ()):
             spec[key] = np.ascontiguousarray(params[key], dtype=np.float64)
@@ -157,6 +174,15 @@ def _addon_spec(addon: Any, params: dict[str, Any]) -> dict[str, Any]:
     tiers = params.get("tiers")
     spec["tiers"] = None if tiers is None else [(float(a), float(b)) for a, b in tiers]
     return spec
+
+
+def _spread_market(engine: Any) -> dict[str, Any]:
+    """Delta spreads: each instrument's contract month code and the scenario set's moves per unit."""
+    if not any(a.type in _SPREAD_ADDONS for a in engine.model.addons):
+        return {}
+    from .book_spreads import spread_market
+
+    return spread_market(engine)
 
 
 def _refuse_unheld(model: Any) -> None:
@@ -218,8 +244,9 @@ def account_book(
     and `collateral` (as :meth:`Engine.margin` takes it) loaded. ``book.margin(a)`` equals
     ``engine.margin(...)`` for that account's positions; what-if and check run on the same state.
 
-    Every measure (``worst_loss``, ``var``, ``es``) is held at every netting level. Refused, with an
-    error naming them: add-ons that are not held per account (SPAN spreads, see docs/book.md),
+    Every measure (``worst_loss``, ``var``, ``es``) is held at every netting level, with every add-on
+    type the engine offers, SPAN's intra- and inter-commodity spreads included (docs/book.md).
+    Refused, with an error naming them: add-on types the book does not know, more than 8 add-ons,
     positions in expired instruments, and a ``margin_mode`` or ``unrealised_pnl`` column (the book
     uses the model's mode; equity comes from collateral)."""
     model = engine.model
@@ -284,6 +311,7 @@ def _market_arrays(engine: Any, currencies: list[str], coll_fx: np.ndarray, coll
         "report_fx": _report_fx(engine, currencies, currency_fx),
         "collateral_fx": np.ascontiguousarray(coll_fx, dtype=f64),
         "collateral_haircut": np.ascontiguousarray(coll_haircut, dtype=f64),
+        **_spread_market(engine),
     }
 
 
@@ -303,7 +331,7 @@ def _model_spec(engine: Any, currencies: list[str], allow_risk_reducing: bool) -
         "gain_cap": float(model.gain_cap),
         "gain_factor": np.ascontiguousarray(gain, dtype=np.float64),
         "allow_risk_reducing": bool(allow_risk_reducing),
-        "addons": [_addon_spec(a, a.resolve(units, list(m.unit_underlying))) for a in model.addons],
+        "addons": [_addon_spec(engine, a, a.resolve(units, list(m.unit_underlying))) for a in model.addons],
         **_measure_spec(engine),
     }
 

@@ -47,6 +47,23 @@ enum class AddOnType : std::int8_t {
     per_contract_minimum = 3,  // floor: sum |q| rate * (multiplier | notional), optional tiers
     concentration = 4,         // add:   tiered(USD net or gross delta) / fx
     contingency = 5,           // add:   option_rate |q| notional + future_rate min(long, short)
+    intra_spread = 6,          // add:   SPAN calendar spreads on month deltas, sum n rate (book_spreads.hpp)
+    inter_spread = 7,          // credit: SPAN inter-commodity spreads across an account's units
+};
+
+// One leg of a delta spread (intra_spread, inter_spread; marginkernel.spreads): `ratio` deltas of
+// the contract months `months` (codes into the book's month table, ascending: the leg's tier) on
+// side A or B. An inter_spread leg names its risk unit.
+struct SpreadLegSpec {
+    std::int32_t unit = -1;
+    bool side_a = true;
+    double ratio = 1.0;
+    std::vector<std::int32_t> months;
+};
+struct DeltaSpreadSpec {
+    double rate = 0.0;      // intra: per spread (settlement currency, or USD with `usd`); inter: a fraction
+    bool one_tier = false;  // intra: both legs in one tier (long months against short months)
+    std::vector<SpreadLegSpec> legs;
 };
 
 // At most this many add-ons per model (results are fixed-size records: no allocation).
@@ -68,6 +85,12 @@ struct AddOnSpec {
     bool gross_delta = false;     // concentration: measure = "gross_delta" (else "net_delta")
     bool short_only = false;      // contingency: option_side = "short" (else "gross")
     std::vector<std::pair<double, double>> tiers;  // [start, value]: pcm multipliers, concentration rates
+    // intra_spread / inter_spread (docs/book.md): the spreads in the order they form
+    std::vector<DeltaSpreadSpec> spreads;
+    std::vector<std::uint8_t> scope;  // intra: [n_units] 1 = the unit's pairs form spreads
+    bool whole = false;               // whole spreads only
+    std::int32_t after = -1;          // inter: index of the intra_spread add-on whose remaining deltas it takes
+    bool scan_price_risk = false;     // inter: price risk = the pair's scan risk (else SPAN's scan - time - vol)
 };
 
 Combine combine_of(AddOnType type) noexcept;
@@ -102,6 +125,11 @@ struct BookMarketView {
     std::size_t n_collateral = 0;                  // collateral currencies
     const double* collateral_fx = nullptr;         // [n_collateral] USD per unit
     const double* collateral_haircut = nullptr;    // [n_collateral] in [0, 1]
+    // Delta spreads (intra_spread / inter_spread add-ons only):
+    const std::int32_t* month = nullptr;           // [n_instruments] contract month code, [0, n_months)
+    std::size_t n_months = 0;                      // months in ascending order (perpetual / spot: their own)
+    const double* price_multiplier = nullptr;      // [n_units x n_scenarios] (inter_spread, SPAN price risk)
+    const double* vol_shift = nullptr;             // [n_units x n_scenarios] (inter_spread, SPAN price risk)
 };
 
 // An account's margin. Amounts in the reporting currency.
