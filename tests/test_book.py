@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from book_checks import assert_book_matches, close
 from marginkernel import book as book_module
 from marginkernel import demo
 from marginkernel.account import ModelBook, UnknownIdError, account_book
@@ -23,7 +24,6 @@ from marginkernel.engine import Engine
 from marginkernel.market import Market
 from marginkernel.model import MarginModel, load_model
 
-RTOL = 1e-9
 INST, MARKET, POSITIONS = demo.demo_inputs()
 IDS = list(INST.ids)
 COLLATERAL = [
@@ -32,47 +32,11 @@ COLLATERAL = [
     {"account": "perp-basis", "currency": "ETH", "amount": 30.0},
     {"account": "perp-basis", "currency": "USDC", "amount": -1_000.0},
 ]
-FIELDS = ("im", "mm", "risk", "scan_risk", "equity", "available", "margin_ratio")
 
 
 def _market_dict() -> dict:
     with (resources.files("marginkernel") / "data" / "demo_market.toml").open("rb") as fh:
         return tomllib.load(fh)
-
-
-def _close(a: float, b: float) -> bool:
-    if isinstance(b, float) and math.isnan(b):
-        return isinstance(a, float) and math.isnan(a)
-    return math.isclose(a, b, rel_tol=RTOL, abs_tol=1e-9 * max(1.0, abs(b)))
-
-
-def assert_book_matches(book: ModelBook, engine: Engine, positions, collateral=None) -> None:
-    """Every account figure, each add-on, each node's loss and each pair equals Engine.margin."""
-    res = engine.margin(positions, accounts=book.accounts, collateral=collateral)
-    assert set(res.accounts.index) == set(book.accounts)
-    for name in book.accounts:
-        a = book.account_id(name)
-        got, row = book.result(a), res.accounts.loc[name]
-        for key in (*FIELDS, *engine.model.components):
-            assert _close(got[key], float(row[key])), (name, key, got[key], row[key])
-        if got["scan_risk"] > 0:
-            assert got["worst_unit"] == row["worst_unit"] and got["worst_scenario"] == row["worst_scenario"]
-        if not math.isnan(row["equity"]):
-            assert got["liquidation"] == bool(row["liquidation"])
-        # the loss of each netting node: the engine's reduction of its unit P&L, reproduced here
-        nodes = book.nodes(a)
-        assert _close(sum(n["scan"] * n["fx"] for n in nodes) / _report_fx(engine), got["scan_risk"])
-        # each (account, unit) pair: its own loss and every add-on's charge
-        units = res.by_unit[res.by_unit["account"] == name]
-        for _, pair in units.iterrows():
-            p = book.pair(a, book.units.index(pair["risk_unit"]))
-            assert _close(p["loss"], float(pair["loss"])), (name, pair["risk_unit"])
-            for k, comp in enumerate(engine.model.components):
-                assert _close(p["charges"][k], float(pair[comp])), (name, comp)
-
-
-def _report_fx(engine: Engine) -> float:
-    return engine.market_snapshot.fx_rate(engine.model.currency)
 
 
 #: every shipped preset the book holds (span: tests/test_book_span.py; derive-pm2: its own module)
@@ -256,7 +220,7 @@ def _what_if_stream(engine: Engine, rows, stream) -> None:
         assert after["im"] == w.im and after["mm"] == w.mm
         held = pd.concat([held, pd.DataFrame([{"account": name, "instrument": inst, "quantity": q}])])
         res = engine.margin(held, accounts=["a", "b", "c"]).accounts.loc[name]
-        assert _close(w.im, float(res["im"])) and _close(w.mm, float(res["mm"]))
+        assert close(w.im, float(res["im"])) and close(w.mm, float(res["mm"]))
 
 
 def _moved_engine(model, spot_move: float) -> Engine:
@@ -300,7 +264,7 @@ def _refresh_in_any_order(model: MarginModel, rows, stream, move: float) -> None
         ms = [b.margin(b.account_id(name)) for b in (one, two, fresh)]
         for key in ("im", "mm", "scan_risk"):
             values = [m[key] for m in ms]
-            assert all(_close(v, values[2]) for v in values), (name, key, values)
+            assert all(close(v, values[2]) for v in values), (name, key, values)
     assert_book_matches(fresh, moved, everything)
     # refresh recomputes from positions: with the same positions, bit for bit a fresh book
     three = account_book(engine, everything, accounts=["a", "b", "c"])
@@ -440,4 +404,4 @@ def test_preset_what_if_equals_engine_after_the_trade(preset, stream):
         held = pd.concat([held, pd.DataFrame([{"account": name, "instrument": inst, "quantity": q}])])
     res = engine.margin(held, accounts=["a", "b", "c"]).accounts
     for name in ("a", "b", "c"):
-        assert _close(book.margin(book.account_id(name))["im"], float(res.loc[name, "im"]))
+        assert close(book.margin(book.account_id(name))["im"], float(res.loc[name, "im"]))

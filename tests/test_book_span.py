@@ -7,7 +7,6 @@ nodes; a market refresh equals a rebuild; what the book cannot hold is refused b
 
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import replace
 from importlib import resources
@@ -18,13 +17,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from book_checks import assert_book_matches, close
 from marginkernel import _core, book_spreads, demo
-from marginkernel.account import ModelBook, account_book
+from marginkernel.account import account_book
 from marginkernel.engine import Engine
 from marginkernel.market import Market
 from marginkernel.model import load_model
 
-RTOL = 1e-9
 INST, MARKET, POSITIONS = demo.demo_inputs()
 IDS = list(INST.ids)
 SPAN = load_model("span")
@@ -110,31 +109,6 @@ def _engine(k: int, netting: str = "risk_unit", mode: str = "cross", market: Mar
     return Engine(INST, market, replace(SPAN, addons=SPREAD_SETS[k], netting=netting, mode=mode))
 
 
-def _close(a: float, b: float) -> bool:
-    if isinstance(b, float) and math.isnan(b):
-        return isinstance(a, float) and math.isnan(a)
-    return math.isclose(a, b, rel_tol=RTOL, abs_tol=1e-9 * max(1.0, abs(b)))
-
-
-def assert_book_matches(book: ModelBook, engine: Engine, positions, collateral=None) -> None:
-    """Every account figure, each add-on, the nodes' scan and each pair's charges equal Engine.margin."""
-    res = engine.margin(positions, accounts=book.accounts, collateral=collateral)
-    for name in book.accounts:
-        a = book.account_id(name)
-        got, row = book.result(a), res.accounts.loc[name]
-        for key in ("im", "mm", "risk", "scan_risk", "equity", "available", *engine.model.components):
-            assert _close(got[key], float(row[key])), (name, key, got[key], row[key])
-        if got["scan_risk"] > 0:
-            assert got["worst_unit"] == row["worst_unit"] and got["worst_scenario"] == row["worst_scenario"]
-        fx = engine.market_snapshot.fx_rate(engine.model.currency)
-        assert _close(sum(n["scan"] * n["fx"] for n in book.nodes(a)) / fx, got["scan_risk"])
-        for _, pair in res.by_unit[res.by_unit["account"] == name].iterrows():
-            p = book.pair(a, book.units.index(pair["risk_unit"]))
-            assert _close(p["loss"], float(pair["loss"])), (name, pair["risk_unit"])
-            for k, comp in enumerate(engine.model.components):
-                assert _close(p["charges"][k], float(pair[comp])), (name, pair["risk_unit"], comp)
-
-
 def _rows(rows) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["account", "instrument", "quantity"])
 
@@ -188,7 +162,7 @@ def test_a_credit_moves_the_other_nodes():
     assert book.margin(a)["im"] == w.im
     assert after["scan"] == before["scan"] and after["requirement"] > 1.2 * before["requirement"]
     held = pd.concat([SPREAD_BOOK, _rows([("a", "ETH-27DEC26", 50_000.0)])])
-    assert _close(w.im, float(engine.margin(held).accounts.loc["a", "im"]))
+    assert close(w.im, float(engine.margin(held).accounts.loc["a", "im"]))
 
 
 books = st.lists(
@@ -236,7 +210,7 @@ def test_what_if_is_what_happens(rows, stream, k, net):
         assert after["im"] == w.im and after["mm"] == w.mm
         held = pd.concat([held, _rows([(name, inst, q)])], ignore_index=True)
         res = engine.margin(held, accounts=["a", "b"]).accounts.loc[name]
-        assert _close(w.im, float(res["im"])) and _close(w.mm, float(res["mm"]))
+        assert close(w.im, float(res["im"])) and close(w.mm, float(res["mm"]))
     assert_book_matches(book, engine, held)
 
 
@@ -269,7 +243,7 @@ def test_refresh_equals_rebuild(rows, stream, k, net, move):
     for name in ("a", "b"):
         x, y = one.margin(one.account_id(name)), fresh.margin(fresh.account_id(name))
         for key in ("im", "mm", "scan_risk"):
-            assert _close(x[key], y[key]), (name, key)
+            assert close(x[key], y[key]), (name, key)
     assert_book_matches(fresh, moved, everything)
     # refresh recomputes from positions: with the same positions, bit for bit a fresh book
     three = account_book(engine, everything, accounts=["a", "b"])
