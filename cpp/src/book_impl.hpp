@@ -24,8 +24,9 @@
 //  * book_market.cpp        market refresh of one unit (update_unit);
 //  * book.cpp               construction and validation of the model, market and risk rows.
 // The -inl headers define Impl's evaluation functions `inline`, as they were when the class held
-// them: every source that evaluates nodes (book_eval.cpp, book_fill.cpp) includes them, so the
-// what-if path is one translation unit and inlines as before.
+// them: every source that evaluates nodes (book_eval.cpp, book_fill.cpp) includes
+// book_nodes-inl.hpp (which includes the other two), so the what-if path is one translation unit
+// and inlines as before.
 #pragma once
 
 #include <algorithm>

@@ -1,6 +1,6 @@
 // Internal: the model book's scan measures (book_impl.hpp): the worst loss, or VaR / ES, of one
 // P&L vector (a node of one child) or of the joint P&L of several children (currency and account
-// netting, gain haircuts). Inline, included by the sources that evaluate nodes.
+// netting, gain haircuts). Inline; the sources include book_nodes-inl.hpp, which includes this.
 #pragma once
 
 #include <algorithm>
