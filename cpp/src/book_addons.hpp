@@ -1,4 +1,4 @@
-// Internal: the add-on charges of the model book (book.cpp), one (account, risk unit) pair at a
+// Internal: the add-on charges of the model book (book_impl.hpp), one (account, risk unit) pair at a
 // time, in the unit's settlement currency. Semantics as marginkernel.addons (docs/models.md).
 #pragma once
 

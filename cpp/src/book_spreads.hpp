@@ -1,5 +1,5 @@
-// Internal: the SPAN delta-spread add-ons of the model book (book.cpp). intra_spread is a charge per
-// (account, risk unit) pair (calendar spreads on the pair's deltas per contract month);
+// Internal: the SPAN delta-spread add-ons of the model book (book_impl.hpp). intra_spread is a charge
+// per (account, risk unit) pair (calendar spreads on the pair's deltas per contract month);
 // inter_spread is a credit that couples the pairs of one account (spreads across risk units on the
 // deltas the intra add-on leaves, each leg credited rate n ratio wfpr). Semantics term by term as
 // marginkernel.addons.spreads (IntraSpread.compute, InterSpread.compute, price_risk); docs/book.md.

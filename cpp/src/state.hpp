@@ -1,4 +1,4 @@
-// Internal: storage and locking shared by the account books (account.cpp, book.cpp).
+// Internal: storage and locking shared by the account books (account.cpp, book_impl.hpp).
 #pragma once
 
 #include <algorithm>

@@ -1,0 +1,187 @@
+// Internal: the model book's scan measures (book_impl.hpp): the worst loss, or VaR / ES, of one
+// P&L vector (a node of one child) or of the joint P&L of several children (currency and account
+// netting, gain haircuts). Inline; the sources include book_nodes-inl.hpp, which includes this.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "book_impl.hpp"
+#include "kernels.hpp"
+
+namespace marginkernel {
+
+// Worst loss of one P&L vector p + q r (the kernel the fills use).
+inline double ModelBook::Impl::scan_one(const double* p, const double* r, double q, std::int32_t* worst) const noexcept {
+    return std::max(0.0, -active_kernels().whatif_min(p, r, q, 1.0, ns, worst));
+}
+
+// The model's measure of one joint P&L vector p + q r: worst loss, or (var / es) the vector
+// p + q r rounded exactly as whatif_fill stores it, measured by tail().
+inline double ModelBook::Impl::measure_one(const double* p, const double* r, double q, std::int32_t* worst) const {
+    if (!tail_measure()) return scan_one(p, r, q, worst);
+    TailScratch& t = tail_scratch(ns);
+    std::copy(p, p + ns, t.joint.data());
+    if (q != 0.0) active_kernels().whatif_fill(t.joint.data(), r, q, ns);
+    return tail(t, worst);
+}
+
+
+// VaR or ES of t.joint (marginkernel.kernels.value_at_risk, clamped at 0); worst = first
+// scenario of the minimum. The ES sums run in scenario order, as the kernel's.
+inline double ModelBook::Impl::tail(TailScratch& t, std::int32_t* worst) const {
+    const double* j = t.joint.data();
+    std::size_t at = 0;
+    for (std::size_t s = 1; s < ns; ++s)
+        if (j[s] < j[at]) at = s;
+    *worst = static_cast<std::int32_t>(at);
+    double q, es;
+    if (probability.empty()) {
+        if (16 * (var_index + 1) <= ns) {  // a low quantile: keep the k + 1 lowest in a heap, O(S log k)
+            std::partial_sort_copy(j, j + ns, t.work.data(), t.work.data() + var_index + 1);
+            q = t.work[var_index];
+        } else {
+            std::copy(j, j + ns, t.work.data());
+            const auto nth = t.work.begin() + static_cast<std::ptrdiff_t>(var_index);
+            std::nth_element(t.work.begin(), nth, t.work.begin() + static_cast<std::ptrdiff_t>(ns));
+            q = *nth;
+        }
+        double sum = 0.0;
+        std::size_t count = 0;
+        for (std::size_t s = 0; s < ns; ++s)
+            if (j[s] <= q) sum += j[s], ++count;
+        es = -sum / static_cast<double>(count);
+    } else {
+        q = weighted_quantile(t);
+        double sum = 0.0, mass = 0.0;
+        for (std::size_t s = 0; s < ns; ++s)
+            if (j[s] <= q) sum += probability[s] * j[s], mass += probability[s];
+        es = -sum / mass;
+    }
+    return std::max(0.0, model.measure == Measure::var ? -q : es);
+}
+
+// NumPy's weighted inverted_cdf: the first scenario, in the order of (P&L, index), whose
+// cumulative probability / total reaches the level. Only the m lowest scenarios are ordered
+// (nth_element, then sort), m doubling until their mass reaches the level: O(S + m log m).
+inline double ModelBook::Impl::weighted_quantile(TailScratch& t) const {
+    const double* j = t.joint.data();
+    auto* order = t.order.data();
+    for (std::size_t s = 0; s < ns; ++s) order[s] = static_cast<std::int32_t>(s);
+    const auto before = [j](std::int32_t a, std::int32_t b) { return j[a] < j[b] || (j[a] == j[b] && a < b); };
+    std::size_t m = std::min(ns, static_cast<std::size_t>(2.0 * level * static_cast<double>(ns)) + 16);
+    for (;;) {
+        std::nth_element(order, order + (m - 1), order + ns, before);
+        std::sort(order, order + m, before);
+        double run = 0.0;
+        for (std::size_t k = 0; k < m; ++k) {
+            run += probability[static_cast<std::size_t>(order[k])];
+            if (run / probability_total >= level || k + 1 == ns) return j[order[k]];
+        }
+        m = std::min(ns, 2 * m);
+    }
+}
+
+// The measure of a node of several children (currency or account netting; account netting
+// with one child too).
+template <class C>
+inline double ModelBook::Impl::multi_scan(const C* ch, int nch, std::int64_t key, std::int32_t* worst) const {
+    if (tail_measure()) {
+        TailScratch& t = tail_scratch(ns);
+        joint_vector(ch, nch, key, t);
+        return tail(t, worst);
+    }
+    double best = kInf;
+    std::int32_t at = 0;
+    joint_pnl(ch, nch, key, [&](std::size_t s, double v) {
+        if (v < best) {
+            best = v;
+            at = static_cast<std::int32_t>(s);
+        }
+    });
+    *worst = at;
+    return std::max(0.0, -best);
+}
+
+
+// The joint P&L of a node of several children into t.joint, child by child (loops the compiler
+// vectorises); per scenario the same operations in the same order as joint_pnl, so the same
+// doubles. t.work holds the gains, t.sum a currency's sum.
+template <class C>
+inline void ModelBook::Impl::joint_vector(const C* ch, int nch, std::int64_t key, TailScratch& t) const {
+    double* j = t.joint.data();
+    double* gain = t.work.data();
+    std::fill(j, j + ns, 0.0);
+    std::fill(gain, gain + ns, 0.0);
+    if (model.netting == Netting::currency) {
+        const double cap = model.gain_cap / currency_fx[static_cast<std::size_t>(key)];
+        for (int k = 0; k < nch; ++k) {
+            const double* p = ch[k].p;
+            const double g = unit_gain[static_cast<std::size_t>(ch[k].unit)];
+            for (std::size_t s = 0; s < ns; ++s) {
+                j[s] += std::min(p[s], 0.0);
+                gain[s] += std::max(p[s], 0.0) * g;
+            }
+        }
+        for (std::size_t s = 0; s < ns; ++s) j[s] = j[s] + std::min(gain[s], cap);
+        return;
+    }
+    bool several = false;
+    for (int k = 1; k < nch; ++k) several |= ch[k].currency != ch[0].currency;
+    double* y = t.sum.data();
+    for (int k = 0; k < nch;) {
+        const std::int32_t c = ch[k].currency;
+        std::fill(y, y + ns, 0.0);
+        for (; k < nch && ch[k].currency == c; ++k)
+            for (std::size_t s = 0; s < ns; ++s) y[s] += ch[k].p[s];
+        const double fx = currency_fx[static_cast<std::size_t>(c)];
+        const double g = currency_gain[static_cast<std::size_t>(c)];
+        if (!several) {
+            for (std::size_t s = 0; s < ns; ++s) j[s] = y[s] * fx;
+            return;
+        }
+        for (std::size_t s = 0; s < ns; ++s) {
+            const double v = y[s] * fx;
+            j[s] += std::min(v, 0.0);
+            gain[s] += std::max(v, 0.0) * g;
+        }
+    }
+    for (std::size_t s = 0; s < ns; ++s) j[s] = j[s] + std::min(gain[s], model.gain_cap);
+}
+
+
+// The joint P&L of a node of several children, scenario by scenario: f(s, J_s).
+template <class C, class F>
+inline void ModelBook::Impl::joint_pnl(const C* ch, int nch, std::int64_t key, F&& f) const noexcept {
+    if (model.netting == Netting::currency) {
+        const double cap = model.gain_cap / currency_fx[static_cast<std::size_t>(key)];
+        for (std::size_t s = 0; s < ns; ++s) {
+            double loss = 0.0, gain = 0.0;
+            for (int k = 0; k < nch; ++k) {
+                const double x = ch[k].p[s];
+                loss += std::min(x, 0.0);
+                gain += std::max(x, 0.0) * unit_gain[static_cast<std::size_t>(ch[k].unit)];
+            }
+            f(s, loss + std::min(gain, cap));
+        }
+    } else {  // account: each currency's units net fully, in USD; then haircut across currencies
+        bool several = false;
+        for (int k = 1; k < nch; ++k) several |= ch[k].currency != ch[0].currency;
+        for (std::size_t s = 0; s < ns; ++s) {
+            double loss = 0.0, gain = 0.0, single = 0.0;
+            for (int k = 0; k < nch;) {
+                const std::int32_t c = ch[k].currency;
+                double sum = 0.0;
+                for (; k < nch && ch[k].currency == c; ++k) sum += ch[k].p[s];
+                const double y = sum * currency_fx[static_cast<std::size_t>(c)];
+                single = y;
+                loss += std::min(y, 0.0);
+                gain += std::max(y, 0.0) * currency_gain[static_cast<std::size_t>(c)];
+            }
+            f(s, several ? loss + std::min(gain, model.gain_cap) : single);
+        }
+    }
+}
+
+}  // namespace marginkernel
