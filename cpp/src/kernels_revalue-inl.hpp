@@ -140,6 +140,53 @@ inline Pk black76(const Option& o, const Pk& m, const Pk& log_m, const Pk& vol, 
 
 }  // namespace pk
 
+// Linear row: mult * (F_s - F). Inverse (coin-settled, mult = quote notional): mult * (1/F - 1/F_s).
+// Inverse spot is the coin itself: no P&L in coin. Returns whether every value is finite. Forced
+// inline, as option_of and value_now: revalue_rows compiles to one function, as before the split.
+EIGEN_ALWAYS_INLINE bool linear_row(Kind kind, bool inverse, const double* m, double mult, double fwd,
+                                    std::size_t ns, double* out) {
+    bool finite = true;
+    for (std::size_t s0 = 0; s0 < ns; s0 += kBlock) {
+        const std::size_t n = std::min(kBlock, ns - s0);
+        const Block mb = load(m + s0, n, 1.0);
+        Block pnl;
+        if (!inverse)
+            pnl = mult * (fwd * mb - fwd);
+        else if (kind == Kind::spot)
+            pnl = Block::Zero();
+        else
+            pnl = mult * (1.0 / fwd - 1.0 / (fwd * mb));
+        Eigen::Map<Block, Eigen::Unaligned>(out + s0).head(n) = pnl.head(n);
+        if (finite && !pnl.head(n).isFinite().all()) finite = false;
+    }
+    return finite;
+}
+
+// The per-instrument constants of option i (a call or a put).
+EIGEN_ALWAYS_INLINE Option option_of(const InstrumentsView& in, std::size_t i, const ScenariosView& sc) {
+    Option o{};
+    o.forward = in.forward[i];
+    o.strike = in.strike[i];
+    o.forward_over_strike = o.forward / o.strike;
+    o.log_moneyness = std::log(o.forward_over_strike);
+    o.sign = static_cast<Kind>(in.kind[i]) == Kind::call ? 1.0 : -1.0;
+    o.discount = in.discount[i];
+    o.vol = in.vol[i];
+    o.expiry = in.expiry[i];
+    o.vol_scale = vol_scale(o.expiry, sc);
+    return o;
+}
+
+// The option's value now (times the multiplier), through the very same code path as the scenarios,
+// so that a scenario with m = 1, no vol shift and no look-ahead revalues to exactly zero P&L.
+EIGEN_ALWAYS_INLINE double value_now(const Option& o, double mult, double sqrt_t_now, const ScenariosView& sc) {
+    namespace ei = Eigen::internal;
+    using pk::c;
+    using pk::Pk;
+    const Pk value = pk::black76(o, c(1.0), c(0.0), pk::shocked_vol(o, c(0.0), sc), c(sqrt_t_now));
+    return ei::pfirst(ei::pmul(c(mult), value));
+}
+
 std::size_t revalue_rows(const InstrumentsView& in, const ScenariosView& sc, const double* log_multiplier,
                          const double* inv_multiplier, std::size_t begin, std::size_t end, double* risk,
                          double* base_value) {
@@ -156,52 +203,23 @@ std::size_t revalue_rows(const InstrumentsView& in, const ScenariosView& sc, con
         const double* log_m = log_multiplier + u * ns;
         const double* inv_m = inv_multiplier + u * ns;
         const double* shift = sc.vol_shift ? sc.vol_shift + u * ns : nullptr;
-        const double mult = in.multiplier[i];
-        const double fwd = in.forward[i];
-        const double spot = sc.spot[u];
-        const double inv_spot = 1.0 / spot;
+        const double mult = in.multiplier[i], fwd = in.forward[i];
+        const double inv_spot = 1.0 / sc.spot[u];
         double* out = risk + i * ns;
 
         if (kind != Kind::call && kind != Kind::put) {
-            // Linear: mult * (F_s - F). Inverse (coin-settled, mult = quote notional):
-            // mult * (1/F - 1/F_s). Inverse spot is the coin itself: no P&L in coin.
-            for (std::size_t s0 = 0; s0 < ns; s0 += kBlock) {
-                const std::size_t n = std::min(kBlock, ns - s0);
-                const Block mb = load(m + s0, n, 1.0);
-                Block pnl;
-                if (!inverse)
-                    pnl = mult * (fwd * mb - fwd);
-                else if (kind == Kind::spot)
-                    pnl = Block::Zero();
-                else
-                    pnl = mult * (1.0 / fwd - 1.0 / (fwd * mb));
-                Eigen::Map<Block, Eigen::Unaligned>(out + s0).head(n) = pnl.head(n);
-                if (first_bad == kNone && !pnl.head(n).isFinite().all()) first_bad = i;
-            }
+            const bool finite = linear_row(kind, inverse, m, mult, fwd, ns, out);
+            if (first_bad == kNone && !finite) first_bad = i;
             if (base_value) base_value[i] = 0.0;
             continue;
         }
 
-        Option o{};
-        o.forward = fwd;
-        o.strike = in.strike[i];
-        o.forward_over_strike = fwd / o.strike;
-        o.log_moneyness = std::log(o.forward_over_strike);
-        o.sign = kind == Kind::call ? 1.0 : -1.0;
-        o.discount = in.discount[i];
-        o.vol = in.vol[i];
-        o.expiry = in.expiry[i];
-        o.vol_scale = vol_scale(o.expiry, sc);
-
-        // Value now, through the very same code path as the scenarios, so that a scenario with
-        // m = 1, no vol shift and no look-ahead revalues to exactly zero P&L.
+        const Option o = option_of(in, i, sc);
         const double sqrt_t_now = std::sqrt(std::max(o.expiry, 0.0));
-        const Pk p_mult = pk::c(mult), p_sqrt_t_now = pk::c(sqrt_t_now), p_inv_spot = pk::c(inv_spot);
-        const Pk now = ei::pmul(
-            p_mult, pk::black76(o, pk::c(1.0), pk::c(0.0), pk::shocked_vol(o, pk::c(0.0), sc), p_sqrt_t_now));
-        const double value_now = ei::pfirst(now);
-        const double base = inverse ? value_now * inv_spot : value_now;  // as the scenarios below
+        const double now = value_now(o, mult, sqrt_t_now, sc);
+        const double base = inverse ? now * inv_spot : now;  // as the scenarios below
         if (base_value) base_value[i] = base;
+        const Pk p_mult = pk::c(mult), p_sqrt_t_now = pk::c(sqrt_t_now), p_inv_spot = pk::c(inv_spot);
         const Pk p_base = pk::c(base), p_expiry = pk::c(o.expiry);
 
         // One packet of scenarios from s; the last, partial packet is padded (m = 1, ln m = 0,
