@@ -75,8 +75,7 @@ AccountBook::AccountBook(const RiskArraysView& r, const double* weight, const do
             m.expiry[i] = expiry[i];
         }
     m.holders.resize(m.nu);
-    m.accounts.reserve(n_accounts);
-    for (std::size_t a = 0; a < n_accounts; ++a) m.accounts.push_back(std::make_unique<Account>());
+    append_accounts(m.accounts, n_accounts);
 }
 
 AccountBook::~AccountBook() = default;
@@ -93,13 +92,7 @@ const MarginRule& AccountBook::rule() const noexcept { return impl_->rule; }
 std::int64_t AccountBook::add_accounts(std::size_t count) {
     Impl& m = *impl_;
     std::unique_lock book(m.book_mutex);
-    const auto first = static_cast<std::int64_t>(m.accounts.size());
-    std::vector<std::unique_ptr<Account>> fresh;
-    fresh.reserve(count);
-    for (std::size_t k = 0; k < count; ++k) fresh.push_back(std::make_unique<Account>());
-    m.accounts.reserve(m.accounts.size() + count);
-    for (auto& a : fresh) m.accounts.push_back(std::move(a));
-    return first;
+    return append_accounts(m.accounts, count);
 }
 
 void AccountBook::add_fill(std::int64_t a, std::int32_t i, double q) {

@@ -77,7 +77,7 @@ struct AccountBook::Impl {
     std::vector<double> fx, expiry, risk_max;
     std::vector<std::vector<std::int64_t>> holders;
     std::mutex holders_mutex;  // guards holders against concurrent add_fill on different accounts
-    std::vector<std::unique_ptr<Account>> accounts;
+    AccountTable<Account> accounts;
     mutable RwMutex book_mutex;
 
     const double* risk_of(std::size_t i) const noexcept { return risk.get() + i * stride; }
@@ -111,11 +111,7 @@ struct AccountBook::Impl {
 
     // --- lookups and checks (callers hold book_mutex) ---
 
-    Account& account(std::int64_t a) const {
-        if (a < 0 || static_cast<std::size_t>(a) >= accounts.size())
-            throw UnknownId("account", a, accounts.size());
-        return *accounts[static_cast<std::size_t>(a)];
-    }
+    Account& account(std::int64_t a) const { return account_at(accounts, a); }
 
     void require_instrument(std::int32_t i) const {
         if (i < 0 || static_cast<std::size_t>(i) >= ni) throw UnknownId("instrument", i, ni);

@@ -240,8 +240,7 @@ ModelBook::ModelBook(const BookModel& model, const InstrumentsView& in, const Bo
         spread_addons = spread_addons || a.type == AddOnType::intra_spread || a.type == AddOnType::inter_spread;
     if (spread_addons) m.spreads = std::make_unique<SpreadModel>(m.model, mv, m.mk, m.ni, m.ns);
     m.holders.resize(m.nu);
-    m.accounts.reserve(n_accounts);
-    for (std::size_t a = 0; a < n_accounts; ++a) m.accounts.push_back(std::make_unique<Account>());
+    append_accounts(m.accounts, n_accounts);
 }
 
 ModelBook::~ModelBook() = default;
@@ -259,13 +258,7 @@ const BookModel& ModelBook::model() const noexcept { return impl_->model; }
 std::int64_t ModelBook::add_accounts(std::size_t count) {
     Impl& m = *impl_;
     std::unique_lock book(m.book_mutex);
-    const auto first = static_cast<std::int64_t>(m.accounts.size());
-    std::vector<std::unique_ptr<Account>> fresh;
-    fresh.reserve(count);
-    for (std::size_t k = 0; k < count; ++k) fresh.push_back(std::make_unique<Account>());
-    m.accounts.reserve(m.accounts.size() + count);
-    for (auto& a : fresh) m.accounts.push_back(std::move(a));
-    return first;
+    return append_accounts(m.accounts, count);
 }
 
 std::vector<std::int32_t> ModelBook::instruments_of(std::int32_t u) const {

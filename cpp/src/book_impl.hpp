@@ -191,7 +191,7 @@ struct ModelBook::Impl {
     std::vector<std::vector<std::int32_t>> unit_instruments;
     std::vector<std::vector<std::int64_t>> holders;
     std::mutex holders_mutex;
-    std::vector<std::unique_ptr<Account>> accounts;
+    AccountTable<Account> accounts;
     mutable RwMutex book_mutex;
     std::unique_ptr<SpreadModel> spreads;  // SPAN delta spreads (null without intra / inter_spread add-ons)
 
@@ -219,10 +219,7 @@ struct ModelBook::Impl {
     }
 
     // --- lookups and checks (callers hold book_mutex) ---
-    Account& account(std::int64_t a) const {
-        if (a < 0 || static_cast<std::size_t>(a) >= accounts.size()) throw UnknownId("account", a, accounts.size());
-        return *accounts[static_cast<std::size_t>(a)];
-    }
+    Account& account(std::int64_t a) const { return account_at(accounts, a); }
     void require_instrument(std::int32_t i) const {
         if (i < 0 || static_cast<std::size_t>(i) >= ni) throw UnknownId("instrument", i, ni);
     }

@@ -3,10 +3,14 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <new>
 #include <shared_mutex>
 #include <system_error>
+#include <vector>
+
+#include "marginkernel/account.hpp"  // UnknownId
 
 #if defined(__GLIBC__)
 #include <pthread.h>
@@ -62,5 +66,29 @@ private:
 #else
 using RwMutex = std::shared_mutex;
 #endif
+
+// A book's accounts, by id (both books keep them so; the caller holds the book's lock).
+template <class Account>
+using AccountTable = std::vector<std::unique_ptr<Account>>;
+
+// Appends `count` new accounts, all or none (an allocation failure leaves the table as it was);
+// returns the first new id.
+template <class Account>
+std::int64_t append_accounts(AccountTable<Account>& accounts, std::size_t count) {
+    const auto first = static_cast<std::int64_t>(accounts.size());
+    AccountTable<Account> fresh;
+    fresh.reserve(count);
+    for (std::size_t k = 0; k < count; ++k) fresh.push_back(std::make_unique<Account>());
+    accounts.reserve(accounts.size() + count);
+    for (auto& a : fresh) accounts.push_back(std::move(a));
+    return first;
+}
+
+// Account `a`, or UnknownId naming it.
+template <class Account>
+Account& account_at(const AccountTable<Account>& accounts, std::int64_t a) {
+    if (a < 0 || static_cast<std::size_t>(a) >= accounts.size()) throw UnknownId("account", a, accounts.size());
+    return *accounts[static_cast<std::size_t>(a)];
+}
 
 }  // namespace marginkernel::detail
