@@ -150,24 +150,9 @@ def test_var_and_es_on_joint_historical_scenarios():
     inst = instruments()
     returns = np.random.default_rng(3).normal(0, 0.03, size=(2, 500))
     model = mk.MarginModel(name="hvar", builder="range_points", measure="es", netting="account", confidence=0.975)
-    eng = mk.Engine(inst, market(), model)
-    # Swap in joint historical scenarios for BTC and ETH (the risk units' underlyings).
-    hist = scenarios.historical(eng.market.unit_underlying, {"BTC": returns[0], "ETH": returns[1]})
-    eng.scenario_set = hist
-    m = eng.market
-    eng.risk, eng.value_now = mk.kernels.revalue(
-        inst.kind,
-        inst.settlement,
-        m.unit_of_row,
-        inst.strike,
-        m.expiry_years,
-        inst.multiplier,
-        m.forward,
-        m.discount,
-        m.vol,
-        m.unit_spot,
-        **hist.kernel_arguments(),
-    )
+    # Joint historical scenarios for BTC and ETH (the risk units' underlyings), given to the engine.
+    hist = scenarios.historical(["BTC", "ETH"], {"BTC": returns[0], "ETH": returns[1]})
+    eng = mk.Engine(inst, market(), model, scenarios=hist)
     res = eng.margin(
         [{"account": "a", "instrument": "F", "quantity": 1.0}, {"account": "a", "instrument": "E", "quantity": -10.0}]
     )
