@@ -1,8 +1,9 @@
 """Netting at sizes that reach every path of its tiling, bitwise against a position-by-position sum.
 
 The kernel cuts scenarios into tiles sized from the CPU's L2, register blocks inside a tile, leftover
-SIMD packets and leftover scalar scenarios, and streams the output past the caches when it exceeds
-L2. Whatever the path, each (account, unit, scenario) must be the sum taken position by position in
+SIMD packets and leftover scalar scenarios, copies each tile into a packed buffer when it stays in
+L2 and the positions outnumber the instruments, and streams the output past the caches when it
+exceeds L2. Whatever the path, each (account, unit, scenario) must be the sum taken position by position in
 position order, each product rounded before it is added -- on every target and thread count.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from marginkernel import kernels
+from marginkernel import _core, kernels
 
 TARGETS = kernels.available_simd_targets()
 
@@ -33,6 +34,17 @@ def position_by_position(risk, unit, n_units, start, instrument, quantity) -> np
     return pnl
 
 
+def check_every_target(args: tuple, expected: np.ndarray) -> None:
+    for target in TARGETS:
+        kernels.select_simd_target(target)
+        for threads in (1, 2):
+            pnl = kernels.net(*args, threads=threads)
+            np.testing.assert_array_equal(pnl, expected, err_msg=f"{target}, {threads} threads")
+            out = np.full_like(expected, np.nan)  # every element must be written
+            kernels.net(*args, threads=threads, out=out)
+            np.testing.assert_array_equal(out, expected, err_msg=f"{target}, {threads} threads, out=")
+
+
 # 16 MB of output (over any L2, so it is streamed); 3,000 instruments give one register block per
 # tile, 20 instruments a tile of many blocks; 1,003 scenarios leave packets and scalars over and make
 # rows that do not start on a packet boundary.
@@ -50,12 +62,24 @@ def test_net_matches_position_by_position_on_every_path(
     instrument = rng.integers(0, n_instruments, start[-1]).astype(np.int32)  # units come back
     quantity = rng.uniform(-100, 100, start[-1])
     expected = position_by_position(risk, unit, n_units, start, instrument, quantity)
-    args = (risk, unit, n_units, start, instrument, quantity)
-    for target in TARGETS:
-        kernels.select_simd_target(target)
-        for threads in (1, 2):
-            pnl = kernels.net(*args, threads=threads)
-            np.testing.assert_array_equal(pnl, expected, err_msg=f"{target}, {threads} threads")
-            out = np.full_like(expected, np.nan)  # every element must be written
-            kernels.net(*args, threads=threads, out=out)
-            np.testing.assert_array_equal(out, expected, err_msg=f"{target}, {threads} threads, out=")
+    check_every_target((risk, unit, n_units, start, instrument, quantity), expected)
+
+
+# The packed path: as many instruments as make one scenario of R take L2 / 256 bytes, so that a tile
+# is 128 scenarios on every target and its packed copy fills half the L2 (the most that is packed),
+# and three positions per instrument. 1,024 scenarios put every row of R 4 KiB-aligned (the layout
+# that packing is for), 1,003 leave a narrower last tile with packets and scalars over.
+@pytest.mark.parametrize("n_scenarios", [1024, 1003])
+def test_net_matches_position_by_position_through_packed_tiles(each_target: None, n_scenarios: int) -> None:
+    n_instruments = _core._cache_sizes()["L2"] // 256 // 8
+    rng = np.random.default_rng(n_scenarios)
+    n_units, n_accounts, n_positions = 2, 600, 3 * n_instruments
+    risk = rng.standard_normal((n_instruments, n_scenarios)) * 10.0 ** rng.integers(-3, 12, (n_instruments, 1))
+    unit = rng.integers(0, n_units, n_instruments).astype(np.int32)
+    account = np.sort(rng.integers(0, n_accounts, n_positions))
+    start = np.zeros(n_accounts + 1, dtype=np.int64)
+    np.cumsum(np.bincount(account, minlength=n_accounts), out=start[1:])
+    instrument = rng.integers(0, n_instruments, n_positions).astype(np.int32)
+    quantity = rng.uniform(-100, 100, n_positions)
+    expected = position_by_position(risk, unit, n_units, start, instrument, quantity)
+    check_every_target((risk, unit, n_units, start, instrument, quantity), expected)

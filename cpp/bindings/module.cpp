@@ -74,6 +74,14 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         },
         py::arg("x"), py::arg("passes"), py::arg("write"),
         "Benchmark probe: best seconds of a streaming read or write of x (bench/benchutil.py).");
+    m.def(
+        "_cache_sizes",
+        [] {
+            py::dict sizes;
+            for (int level = 1; level <= 3; ++level) sizes[("L" + std::to_string(level)).c_str()] = data_cache_bytes(level);
+            return sizes;
+        },
+        "The data cache sizes in bytes the kernels size their tiles from ({'L1': ..., 'L2': ..., 'L3': ...}).");
 
     bindings::bind_revalue(m);
     bindings::bind_net(m);

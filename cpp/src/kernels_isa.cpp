@@ -7,6 +7,7 @@
 // CPU without them). Only plain pointers leave this file.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -23,6 +24,7 @@
 
 #include <Eigen/Core>
 
+#include "buffer.hpp"
 #include "cache_info.hpp"
 #include "kernels.hpp"
 

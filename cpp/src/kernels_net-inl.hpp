@@ -10,6 +10,12 @@
 // (explicit packets: the compiler will not keep an Eigen array in registers across the loop), and
 // each account's output block is written once per run of positions in one risk unit.
 //
+// The tile is first copied into a contiguous buffer (pack_tile), one instrument after another.
+// Read in place, the slices lie one row of R apart; when that stride is a multiple of 4 KiB (1,024
+// or 2,048 scenarios) every slice starts in the same few cache sets, the tile no longer stays in L2
+// and netting ran 2.5x slower (bench/bench_net.py --scenarios 1024). Packed, the slices fill the
+// sets evenly whatever the scenario count, for one copy of R per call.
+//
 // Exactness: per (account, unit, scenario) the sum is taken position by position in position order,
 // each product rounded before it is added (no FMA; the TU is compiled with -ffp-contract=off), as
 // the reference takes it, so that a position and its exact opposite cancel exactly and every target,
@@ -31,6 +37,9 @@ inline bool all_finite(double v) { return std::isfinite(v); }
 struct NetArgs {
     const RiskArraysView& r;
     const PositionsView& p;
+    const double* slices;  // instrument i's values from the tile's first scenario at slices + i * stride
+    std::size_t stride;
+    std::size_t first;     // the tile's first scenario
     double* pnl;
     std::int64_t* mark;  // per unit: the tag of the (account, block) that last wrote its row
     std::int64_t k_last;  // the last position of the thread's accounts (prefetch bound)
@@ -63,10 +72,10 @@ bool net_block(const NetArgs& g, std::size_t a, std::size_t s0, std::int64_t tag
         for (; k < k_end; ++k) {
             if constexpr (lanes > 1) {
                 const auto i_ahead = static_cast<std::size_t>(instrument[std::min(k + kNetAhead, g.k_last)]);
-                const double* ahead = g.r.risk + i_ahead * ns + s0;
+                const double* ahead = g.slices + i_ahead * g.stride + (s0 - g.first);
                 for (std::size_t j = 0; j < NP * lanes; j += 8) __builtin_prefetch(ahead + j);
             }
-            const double* src = g.r.risk + static_cast<std::size_t>(instrument[k]) * ns + s0;
+            const double* src = g.slices + static_cast<std::size_t>(instrument[k]) * g.stride + (s0 - g.first);
             const P q = ei::pset1<P>(g.p.quantity[k]);
             for (std::size_t j = 0; j < NP; ++j)
                 acc[j] = ei::padd(acc[j], ei::pmul(q, ei::ploadu<P>(src + j * lanes)));
@@ -108,37 +117,62 @@ std::size_t net_tile(const RiskArraysView& r) {
     return std::min(std::max<std::size_t>(blocks, 1) * kNetBlock, r.n_scenarios);
 }
 
+// Rows (account, unit) without positions are zero; every other row is written by plain stores the
+// first time a block of it is reached and accumulated after that, so the output is neither cleared
+// nor read back in the common case of one run of positions per risk unit. One unit (the common
+// case): every account with a position writes its whole row. Leaves `mark` all -1.
+void zero_empty_rows(const RiskArraysView& r, const PositionsView& p, std::size_t begin, std::size_t end,
+                     double* pnl, std::vector<std::int64_t>& mark) {
+    const std::size_t ns = r.n_scenarios;
+    const std::size_t row = r.n_units * ns;
+    for (std::size_t a = begin; a < end; ++a) {
+        const auto tag = static_cast<std::int64_t>(a);
+        if (r.n_units == 1 && p.account_start[a] < p.account_start[a + 1]) continue;
+        for (auto k = p.account_start[a]; k < p.account_start[a + 1]; ++k)
+            mark[static_cast<std::size_t>(r.risk_unit[p.instrument[k]])] = tag;
+        for (std::size_t u = 0; u < r.n_units; ++u)
+            if (mark[u] != tag) std::fill(pnl + a * row + u * ns, pnl + a * row + (u + 1) * ns, 0.0);
+    }
+    std::fill(mark.begin(), mark.end(), -1);
+}
+
+// The packed tile's row stride: whole cache lines, so that every slice starts on a line.
+std::size_t packed_stride(std::size_t tile) { return (tile + 7) / 8 * 8; }
+
+// Copies R[:, t0:t1) into `packed` (one slice per instrument, packed_stride apart).
+void pack_tile(const RiskArraysView& r, std::size_t t0, std::size_t t1, double* packed) {
+    const std::size_t stride = packed_stride(t1 - t0);
+    for (std::size_t i = 0; i < r.n_instruments; ++i)
+        std::memcpy(packed + i * stride, r.risk + i * r.n_scenarios + t0, (t1 - t0) * sizeof(double));
+}
+
 std::size_t net_accounts(const RiskArraysView& r, const PositionsView& p, std::size_t begin,
                          std::size_t end, double* pnl) {
     if (begin >= end) return kNone;  // nothing to net: allocate nothing (n_units may be huge)
     std::size_t first_bad = kNone;  // an account whose P&L overflowed (finite inputs, huge values)
     const std::size_t ns = r.n_scenarios;
-    const std::size_t units = r.n_units;
-    const std::size_t row = units * ns;
-    // Rows (account, unit) without positions are zero; every other row is written by plain stores
-    // the first time a block of it is reached and accumulated after that, so the output is
-    // neither cleared nor read back in the common case of one run of positions per risk unit.
-    // One unit (the common case): every account with a position writes its whole row.
-    std::vector<std::int64_t> mark(units, -1);
-    for (std::size_t a = begin; a < end; ++a) {
-        const auto tag = static_cast<std::int64_t>(a);
-        if (units == 1 && p.account_start[a] < p.account_start[a + 1]) continue;
-        for (auto k = p.account_start[a]; k < p.account_start[a + 1]; ++k)
-            mark[static_cast<std::size_t>(r.risk_unit[p.instrument[k]])] = tag;
-        for (std::size_t u = 0; u < units; ++u)
-            if (mark[u] != tag) std::fill(pnl + a * row + u * ns, pnl + a * row + (u + 1) * ns, 0.0);
-    }
-    std::fill(mark.begin(), mark.end(), -1);
+    const std::size_t row = r.n_units * ns;
+    std::vector<std::int64_t> mark(r.n_units, -1);
+    zero_empty_rows(r, p, begin, end, pnl, mark);
+    const std::size_t tile = net_tile(r);
+    // Packing pays when the packed tile stays in L2 (the tile is sized for that unless even one
+    // register block of every instrument is too big) and the positions read each slice about once
+    // or more; otherwise the slices are read in place.
+    const auto positions = static_cast<std::size_t>(p.account_start[end] - p.account_start[begin]);
+    const bool pack = r.n_instruments * packed_stride(tile) * sizeof(double) <= cache_sizes().l2 / 2 &&
+                      positions >= r.n_instruments && tile < ns;
+    const Buffer packed = make_buffer(pack ? r.n_instruments * packed_stride(tile) : 0);
     // The output streams past the caches when it cannot stay in L2 beside the risk tile anyway
     // (faster on bench/bench_net.py's large book: no read-for-ownership, the tile stays in L2); a
     // small output stays cached for the reduction that reads it next.
-    const NetArgs g{r, p, pnl, mark.data(), p.account_start[end] - 1, row,
-                    (end - begin) * row * sizeof(double) > cache_sizes().l2};
+    const bool stream = (end - begin) * row * sizeof(double) > cache_sizes().l2;
     // Register blocks of one tile: full ones, then the leftover packets, then leftover scenarios.
-    const std::size_t tile = net_tile(r);
     std::int64_t tag = 0;
     for (std::size_t t0 = 0; t0 < ns; t0 += tile) {
         const std::size_t t1 = std::min(ns, t0 + tile);
+        if (pack) pack_tile(r, t0, t1, packed.get());
+        const NetArgs g{r, p, pack ? packed.get() : r.risk, pack ? packed_stride(t1 - t0) : ns,
+                        pack ? t0 : 0, pnl, mark.data(), p.account_start[end] - 1, row, stream};
         const std::size_t packets_end = t1 - (t1 == ns ? ns % kLanes : 0);
         const std::size_t full_end = t0 + (packets_end - t0) / kNetBlock * kNetBlock;
         const NetBlockFn rest_packets = pick_block<Packet>((packets_end - full_end) / kLanes,
@@ -154,6 +188,6 @@ std::size_t net_accounts(const RiskArraysView& r, const PositionsView& p, std::s
             if (!finite && a < first_bad) first_bad = a;
         }
     }
-    if (g.stream) stream_fence();  // the streamed stores reach memory before another thread reads them
+    if (stream) stream_fence();  // the streamed stores reach memory before another thread reads them
     return first_bad;
 }

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "cache_info.hpp"
 #include "kernels.hpp"
 
 namespace marginkernel {
@@ -109,6 +110,11 @@ void select_simd_target(const std::string& name) {
                            "'" + name + "' is not available on this build and CPU (have: " + known + ")");
     }
     active().store(k, std::memory_order_relaxed);
+}
+
+std::size_t data_cache_bytes(int level) {
+    const detail::CacheSizes& c = detail::cache_sizes();
+    return level == 1 ? c.l1 : level == 2 ? c.l2 : level == 3 ? c.l3 : 0;
 }
 
 }  // namespace marginkernel

@@ -10,6 +10,7 @@
 #include <system_error>
 #include <vector>
 
+#include "buffer.hpp"
 #include "marginkernel/account.hpp"  // UnknownId
 
 #if defined(__GLIBC__)
@@ -17,21 +18,6 @@
 #endif
 
 namespace marginkernel::detail {
-
-constexpr std::size_t kAlign = 64;
-
-struct AlignedFree {
-    void operator()(double* p) const noexcept { ::operator delete[](p, std::align_val_t(kAlign)); }
-};
-// A zero-filled, 64-byte aligned array of doubles.
-using Buffer = std::unique_ptr<double[], AlignedFree>;
-
-inline Buffer make_buffer(std::size_t n) {
-    auto* p = static_cast<double*>(::operator new[](std::max<std::size_t>(n, 1) * sizeof(double),
-                                                    std::align_val_t(kAlign)));
-    std::fill(p, p + std::max<std::size_t>(n, 1), 0.0);
-    return Buffer(p);
-}
 
 // The reader/writer lock of a book and of each account. On glibc it is a pthread rwlock that
 // prefers writers (a waiting fill or market update blocks new readers, so a stream of what-ifs cannot

@@ -33,4 +33,8 @@ SimdEnvironment simd_environment();
 // active target's SIMD loads or stores. Benchmarks divide bytes by it to know the machine's ceiling.
 double stream_seconds(double* x, std::size_t n, int passes, bool write);
 
+// The data cache size in bytes (level 1, 2 or 3; else 0) that the kernels size their tiles from:
+// read once from the operating system, with documented fallbacks (cpp/src/cache_info.hpp).
+std::size_t data_cache_bytes(int level);
+
 }  // namespace marginkernel
