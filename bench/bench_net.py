@@ -13,16 +13,16 @@ import numpy as np
 import scipy.sparse as sp
 
 import benchutil  # noqa: F401  (first: pins BLAS to one thread before NumPy loads)
-from benchutil import cache_sizes, fresh_write_bandwidth, median_seconds, read_bandwidth, record, write_bandwidth
+from benchutil import (
+    aligned_empty,
+    cache_sizes,
+    fresh_write_bandwidth,
+    median_seconds,
+    read_bandwidth,
+    record,
+    write_bandwidth,
+)
 from marginkernel import kernels
-
-
-def aligned_empty(shape) -> np.ndarray:
-    """An uninitialised float64 array whose data starts on a 64-byte boundary."""
-    count = int(np.prod(shape))
-    storage = np.empty(count + 7)
-    skip = (-storage.ctypes.data % 64) // 8
-    return storage[skip : skip + count].reshape(shape)
 
 
 def net_tile_scenarios(args: argparse.Namespace, caches: dict[str, int], lanes: int) -> int:

@@ -9,6 +9,10 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # One core, as the targets are stated: keep OpenBLAS's idle threads from spinning on the other core.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -62,27 +66,30 @@ def record(name: str, payload: dict) -> Path:
 
 
 def cache_sizes() -> dict[str, int]:
-    """Data cache sizes in bytes per level ("L1", "L2", "L3") of CPU 0, from sysfs (empty if unknown)."""
-    sizes: dict[str, int] = {}
-    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
-        try:
-            if (index / "type").read_text().strip() == "Instruction":
-                continue
-            level = "L" + (index / "level").read_text().strip()
-            text = (index / "size").read_text().strip()
-        except OSError:
-            continue
-        unit = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1], 1)
-        sizes[level] = int(text.rstrip("KMG")) * unit
-    return sizes
+    """Data cache sizes in bytes per level ("L1", "L2", "L3"): the ones the kernels size their tiles
+    from (``_core._cache_sizes``, read from the OS once, with fallbacks)."""
+    from marginkernel import _core
+
+    return {level: size for level, size in _core._cache_sizes().items() if size}
+
+
+def aligned_empty(shape) -> np.ndarray:
+    """An uninitialised float64 array whose data starts on a 64-byte boundary (a cache line), as the
+    kernels' own arrays do: an unaligned one makes every wide load straddle two lines."""
+    import numpy as np
+
+    count = int(np.prod(shape))
+    storage = np.empty(count + 7)
+    skip = (-storage.ctypes.data % 64) // 8
+    return storage[skip : skip + count].reshape(shape)
 
 
 def _stream(working_set_bytes: int, write: bool, min_seconds: float) -> float:
-    import numpy as np
 
     from marginkernel import _core
 
-    x = np.ones(max(working_set_bytes // 8, 1024))
+    x = aligned_empty(max(working_set_bytes // 8, 1024))
+    x[...] = 1.0
     once = _core._stream_seconds(x, 2, write)  # also faults the pages in
     passes = int(min(max(3, min_seconds / max(once, 1e-9)), 20000))
     return x.nbytes / _core._stream_seconds(x, passes, write)
