@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import kernels
 from ..keyed import keyed_array
+from .keys import unique_inverse
 from .positions import Positions
 
 if TYPE_CHECKING:
@@ -164,7 +165,7 @@ def build_pairs(engine: Engine, pos: Positions) -> Pairs:
     pos_unit = engine.market.unit_of_row[pos.instrument].astype(np.int64)
     pseudo = pos.account.copy()
     pseudo[iso] = n_acc + np.arange(n_iso)
-    pair_key, pos_pair = np.unique(pseudo * n_units + pos_unit, return_inverse=True)
+    pair_key, pos_pair = unique_inverse(pseudo * n_units + pos_unit, (n_acc + n_iso) * n_units)
     pair_account, pair_unit = pair_key // n_units, pair_key % n_units
     pair_row = np.where(pair_account < n_acc, pair_key, n_acc * n_units + (pair_account - n_acc))
     scan = np.zeros(len(pair_key))
@@ -181,7 +182,7 @@ def build_pairs(engine: Engine, pos: Positions) -> Pairs:
                 f"positions: the scenario P&L of account {account!r} overflows float64 (quantities too large)"
             ) from None
         scan, worst = np.asarray(scan_all)[pair_row], np.asarray(worst_all)[pair_row]
-        return Pairs(owner, shape, rows, pos_pair.reshape(-1), pair_account, pair_unit, pair_row, scan, worst)
+        return Pairs(owner, shape, rows, pos_pair, pair_account, pair_unit, pair_row, scan, worst)
     for blk in pair_blocks(pair_account, sc.n_scenarios):
         weighted = rows[pair_row[blk]]
         with np.errstate(over="ignore", invalid="ignore"):
@@ -194,7 +195,7 @@ def build_pairs(engine: Engine, pos: Positions) -> Pairs:
             )
         scan[blk], worst[blk] = kernels.worst_loss(weighted)
     iso_target = pos.account[iso] * n_units + pos_unit[iso]
-    return Pairs(owner, shape, rows, pos_pair.reshape(-1), pair_account, pair_unit, pair_row, scan, worst, iso_target)
+    return Pairs(owner, shape, rows, pos_pair, pair_account, pair_unit, pair_row, scan, worst, iso_target)
 
 
 class _Groups:
@@ -255,11 +256,11 @@ class Netting:
     def _node_keys(self, pairs: Pairs) -> tuple[np.ndarray, np.ndarray]:
         if self.level == "risk_unit":
             return np.arange(pairs.n_pairs), np.arange(pairs.n_pairs)
-        key = pairs.pair_account
+        key, n_keys = pairs.pair_account, int(pairs.pair_account.max(initial=-1)) + 1
         if self.level == "currency":
             key = key * len(self.currencies) + self.unit_cur[pairs.pair_unit]
-        keys, to_node = np.unique(key, return_inverse=True)
-        return keys, to_node.reshape(-1)
+            n_keys *= len(self.currencies)
+        return unique_inverse(key, n_keys)
 
     def _joint(self, weighted: np.ndarray, pairs: Pairs, blk: slice, local: np.ndarray, n: int) -> np.ndarray:
         """Joint P&L of the ``n`` nodes of one block (see the module docstring)."""
@@ -276,8 +277,8 @@ class Netting:
         # account level: currencies net fully (in USD), then the haircut across currencies
         n_cur = len(self.currencies)
         acc_cur = local * n_cur + cur
-        keys, group = np.unique(acc_cur, return_inverse=True)
-        by_cur = _reduce(weighted, group.reshape(-1), len(keys), None, None)
+        keys, group = unique_inverse(acc_cur, n * n_cur)
+        by_cur = _reduce(weighted, group, len(keys), None, None)
         by_cur *= self.cur_fx[keys % n_cur, None]
         return _reduce(by_cur, keys // n_cur, n, self.cur_gain[keys % n_cur], np.full(n, model.gain_cap))
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .keys import unique_inverse
 from .netting import Nodes, Pairs
 from .positions import Positions
 
@@ -191,8 +192,7 @@ def by_unit_frame(engine: Engine, names: np.ndarray, pairs: Pairs, pair_charge: 
     if pairs.n_pairs == 0:
         return pd.DataFrame({c: [] for c in (*BY_UNIT_COLUMNS, *comps)})
     labels = np.asarray(engine.scenario_set.labels, dtype=object)
-    key, grp = np.unique(pairs.owner[pairs.pair_account] * n_units + pairs.pair_unit, return_inverse=True)
-    grp = grp.reshape(-1)
+    key, grp = unique_inverse(pairs.owner[pairs.pair_account] * n_units + pairs.pair_unit, len(names) * n_units)
     loss = np.bincount(grp, pairs.pair_scan, minlength=len(key))
     order = np.lexsort((-pairs.pair_scan, grp))
     first = order[np.r_[True, grp[order][1:] != grp[order][:-1]]]
