@@ -4,8 +4,9 @@
 
     python bench/bench_net.py [--accounts 10000] [--positions 200000] [--scenarios 1000] [--threads 1]
 
-Records bench/results/net.json (net_<scenarios>.json at another scenario count: 1,024 shows the rows
-of R 4 KiB apart, which packing the tiles is for).
+Records bench/results/net.json; other scenario or instrument counts go to net_<scenarios>.json and
+net_i<instruments>.json (1,024 scenarios put the rows of R 4 KiB apart, which packing the tiles is
+for; 8,000 instruments make a tile narrower than a register block, as 2,000 do on a 512 KiB L2).
 """
 
 from __future__ import annotations
@@ -30,11 +31,18 @@ from marginkernel import kernels
 
 def net_tile_scenarios(args: argparse.Namespace, caches: dict[str, int], lanes: int) -> int:
     """The kernel's scenario tile (cpp/src/kernels_net-inl.hpp, net_tile): the most whole register
-    blocks of 8 SIMD packets whose R slice fits half the L2 (1 MiB when sysfs does not say), at
-    least one block, at most every scenario."""
+    blocks of 8 SIMD packets whose R slice fits half the L2 (1 MiB when the OS does not say); if no
+    block fits, the most whole packets that fit when that is at least 16 scenarios, else one block;
+    at most every scenario."""
     block = 8 * lanes
-    blocks = caches.get("L2", 1 << 20) // 2 // (max(args.instruments, 1) * 8) // block
-    return min(max(blocks, 1) * block, args.scenarios)
+    fit = caches.get("L2", 1 << 20) // 2 // (max(args.instruments, 1) * 8)
+    if fit >= block:
+        tile = fit // block * block
+    elif fit // lanes * lanes >= 16:
+        tile = fit // lanes * lanes
+    else:
+        tile = block
+    return min(tile, args.scenarios)
 
 
 def main() -> None:
@@ -129,8 +137,10 @@ def main() -> None:
             )
     finally:
         kernels.select_simd_target(original)
+    name = "net" + ("" if args.scenarios == 1000 else f"_{args.scenarios}")
+    name += "" if args.instruments == 2000 else f"_i{args.instruments}"
     path = record(
-        "net" if args.scenarios == 1000 else f"net_{args.scenarios}",
+        name,
         {
             "accounts": args.accounts,
             "positions": args.positions,

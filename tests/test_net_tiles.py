@@ -65,14 +65,16 @@ def test_net_matches_position_by_position_on_every_path(
     check_every_target((risk, unit, n_units, start, instrument, quantity), expected)
 
 
-# The packed path: as many instruments as make one scenario of R take L2 / 256 bytes, so that a tile
-# is 128 scenarios on every target and its packed copy fills half the L2 (the most that is packed),
-# and three positions per instrument. 1,024 scenarios put every row of R 4 KiB-aligned (the layout
-# that packing is for), 1,003 leave a narrower last tile with packets and scalars over.
+# The packed path: as many instruments as make a tile's slices fill half the L2 at `tile` scenarios
+# (the most that is packed), and three positions per instrument. A tile of 128 scenarios is whole
+# register blocks on every target; one of 40 is narrower than an AVX-512 block (5 packets) and leaves
+# packets over on the others. 1,024 scenarios put every row of R 4 KiB apart (what packing is for),
+# 1,003 leave a narrower last tile with packets and scalars over.
+@pytest.mark.parametrize("tile", [128, 40])
 @pytest.mark.parametrize("n_scenarios", [1024, 1003])
-def test_net_matches_position_by_position_through_packed_tiles(each_target: None, n_scenarios: int) -> None:
-    n_instruments = _core._cache_sizes()["L2"] // 256 // 8
-    rng = np.random.default_rng(n_scenarios)
+def test_net_matches_position_by_position_through_packed_tiles(each_target: None, n_scenarios: int, tile: int) -> None:
+    n_instruments = _core._cache_sizes()["L2"] // 2 // (8 * tile)
+    rng = np.random.default_rng(n_scenarios + tile)
     n_units, n_accounts, n_positions = 2, 600, 3 * n_instruments
     risk = rng.standard_normal((n_instruments, n_scenarios)) * 10.0 ** rng.integers(-3, 12, (n_instruments, 1))
     unit = rng.integers(0, n_units, n_instruments).astype(np.int32)

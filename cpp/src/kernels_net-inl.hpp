@@ -109,12 +109,22 @@ NetBlockFn pick_block(std::size_t packets, std::index_sequence<NP...>) {
 }
 
 // The scenario tile: the largest whole number of register blocks whose R slice (every instrument)
-// fits half the L2 (the other half for positions, output lines and the prefetched slices), at least
-// one block and at most every scenario.
+// fits half the L2 (the other half for positions, output lines and the prefetched slices), at most
+// every scenario. When not even one block fits (many instruments, or a small L2), the most whole SIMD
+// packets that fit, if that is at least kNetMinTile scenarios: slices of two lines or more from L2
+// beat whole blocks from L3 (8,000 instruments on a 2 MiB L2, like 2,000 on a 512 KiB one: 15 %
+// faster, 35 % at 1,024 scenarios), narrower ones lose more to the per-position work than they gain
+// (bench/bench_net.py --instruments). Else one block.
+constexpr std::size_t kNetMinTile = 16;
 std::size_t net_tile(const RiskArraysView& r) {
     const std::size_t per_scenario = std::max<std::size_t>(r.n_instruments, 1) * sizeof(double);
-    const std::size_t blocks = cache_sizes().l2 / 2 / per_scenario / kNetBlock;
-    return std::min(std::max<std::size_t>(blocks, 1) * kNetBlock, r.n_scenarios);
+    const std::size_t fit = cache_sizes().l2 / 2 / per_scenario;  // scenarios whose slices fit
+    std::size_t tile = kNetBlock;
+    if (fit >= kNetBlock)
+        tile = fit / kNetBlock * kNetBlock;
+    else if (fit / kLanes * kLanes >= kNetMinTile)
+        tile = fit / kLanes * kLanes;
+    return std::min(tile, r.n_scenarios);
 }
 
 // Rows (account, unit) without positions are zero; every other row is written by plain stores the
