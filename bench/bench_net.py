@@ -21,7 +21,7 @@ from benchutil import (
     aligned_empty,
     cache_sizes,
     fresh_write_bandwidth,
-    median_seconds,
+    interleaved_medians,
     read_bandwidth,
     record,
     write_bandwidth,
@@ -43,6 +43,32 @@ def net_tile_scenarios(args: argparse.Namespace, caches: dict[str, int], lanes: 
     else:
         tile = block
     return min(tile, args.scenarios)
+
+
+def time_interleaved(args: argparse.Namespace, q, risk, inputs: tuple, expected: np.ndarray) -> tuple[dict, dict]:
+    """Medians of scipy.sparse and of the kernel on every SIMD target, into a new array and into a
+    reused ``out=`` (what an engine re-netting every update does), timed in rounds run in turn; and
+    each target's largest difference from scipy.sparse."""
+    original = kernels.simd_target()
+    fns: dict = {"scipy": lambda: q @ risk}
+    errors: dict = {}
+    buffer = aligned_empty((args.accounts, 1, args.scenarios))
+
+    def on(target: str, out: np.ndarray | None):
+        def run():
+            kernels.select_simd_target(target)
+            return kernels.net(*inputs, threads=args.threads, out=out)
+
+        return run
+
+    try:
+        for target in kernels.available_simd_targets():
+            errors[target] = float(np.max(np.abs(on(target, None)()[:, 0, :] - expected)))
+            fns[(target, "new")] = on(target, None)
+            fns[(target, "out")] = on(target, buffer)
+        return interleaved_medians(fns, repeat=args.repeat), errors
+    finally:
+        kernels.select_simd_target(original)
 
 
 def main() -> None:
@@ -81,29 +107,21 @@ def main() -> None:
         f"ceilings: caches {caches}, memory write {write_bw / 1e9:.1f} GB/s, into new memory "
         f"{fresh_bw / 1e9:.1f} GB/s (over {p_bytes >> 20} MB)"
     )
-    ref_t, _ = median_seconds(lambda: q @ risk, repeat=args.repeat)
-    expected = q @ risk
     print(
         f"net {args.accounts} accounts x {args.positions} positions x {args.scenarios} scenarios "
         f"({args.instruments} instruments), threads={args.threads}"
     )
-    print(f"  scipy.sparse Q @ R:  {ref_t * 1e3:8.1f} ms")
-    results = {"scipy_sparse": {"median_s": ref_t}}
+    expected = q @ risk
+    inputs = (risk, unit, 1, start, instrument, quantity)
+    medians, errors = time_interleaved(args, q, risk, inputs, expected)
+    ref_t = medians["scipy"]
+    print(f"  scipy.sparse Q @ R:  {ref_t * 1e3:8.1f} ms  (every time below is a median of rounds run in turn)")
+    results: dict = {"scipy_sparse": {"median_s": ref_t}}
     original = kernels.simd_target()
     try:
         for target in kernels.available_simd_targets():
             kernels.select_simd_target(target)
-            run = lambda: kernels.net(risk, unit, 1, start, instrument, quantity, threads=args.threads)  # noqa: E731
-            err = float(np.max(np.abs(run()[:, 0, :] - expected)))
-            t, _ = median_seconds(run, repeat=args.repeat)
-            # Into one reused output (out=): what an engine re-netting every update does.
-            buffer = aligned_empty((args.accounts, 1, args.scenarios))
-            t_out, _ = median_seconds(
-                lambda buffer=buffer: kernels.net(
-                    risk, unit, 1, start, instrument, quantity, threads=args.threads, out=buffer
-                ),
-                repeat=args.repeat,
-            )
+            t, t_out = medians[(target, "new")], medians[(target, "out")]
             tile_scenarios = net_tile_scenarios(args, caches, lanes.get(target, 2))
             tile = args.instruments * tile_scenarios * 8
             read_bw = read_bandwidth(tile)
@@ -114,7 +132,7 @@ def main() -> None:
                 "ratio": ref_t / t,
                 "median_s_out": t_out,
                 "ratio_out": ref_t / t_out,
-                "max_abs_diff": err,
+                "max_abs_diff": errors[target],
                 "tile_bytes": tile,
                 "tile_scenarios": tile_scenarios,
                 "read_bandwidth_tile": read_bw,
@@ -126,7 +144,8 @@ def main() -> None:
                 "share_of_bound_out": bound / t_out,
             }
             print(
-                f"  kernel [{target:8s}]:  {t * 1e3:8.1f} ms  x{ref_t / t:4.2f} vs scipy.sparse  (max diff {err:.1e})"
+                f"  kernel [{target:8s}]:  {t * 1e3:8.1f} ms  x{ref_t / t:4.2f} vs scipy.sparse  "
+                f"(max diff {errors[target]:.1e})"
             )
             print(f"    into a reused out=: {t_out * 1e3:8.1f} ms  x{ref_t / t_out:4.2f}")
             print(

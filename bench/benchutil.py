@@ -62,6 +62,23 @@ def record(name: str, payload: dict) -> Path:
     return out
 
 
+def interleaved_medians(fns: dict, repeat: int = 7, warmup: int = 1) -> dict:
+    """Median wall time of each of `fns` (name -> callable), timed in rounds that run each once in
+    turn, after `warmup` untimed rounds: on a shared machine a slow spell then slows every
+    contender alike, so their ratios stay fair (one contender timed after another would carry the
+    spell into one side only)."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
 # --- The machine's ceilings, measured in the same run as a kernel ---------------------------------
 
 
