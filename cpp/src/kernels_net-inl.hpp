@@ -112,9 +112,8 @@ NetBlockFn pick_block(std::size_t packets, std::index_sequence<NP...>) {
 // fits half the L2 (the other half for positions, output lines and the prefetched slices), at most
 // every scenario. When not even one block fits (many instruments, or a small L2), the most whole SIMD
 // packets that fit, if that is at least kNetMinTile scenarios: slices of two lines or more from L2
-// beat whole blocks from L3 (8,000 instruments on a 2 MiB L2, like 2,000 on a 512 KiB one: 15 %
-// faster, 35 % at 1,024 scenarios), narrower ones lose more to the per-position work than they gain
-// (bench/bench_net.py --instruments). Else one block.
+// beat whole blocks from L3 (bench/bench_net.py --instruments 8000, like 2,000 on a 512 KiB L2:
+// 80.0 -> 66.1 ms), narrower ones lose more to the per-position work than they gain. Else one block.
 constexpr std::size_t kNetMinTile = 16;
 std::size_t net_tile(const RiskArraysView& r) {
     const std::size_t per_scenario = std::max<std::size_t>(r.n_instruments, 1) * sizeof(double);
