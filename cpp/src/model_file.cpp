@@ -96,7 +96,9 @@ void read_model_section(const toml::table& t, ModelFile& m) {
             if (text(v, w) != "scenario-grid") fail(w, "'" + text(v, w) + "' is not the generic scenario-grid methodology the book holds");
         } else if (k == "measure") {
             m.measure = text(v, w);
-            if (m.measure != "worst_loss") fail(w, "'" + m.measure + "' is not held incrementally by the book (worst_loss only)");
+            if (m.measure != "worst_loss")
+                fail(w, "'" + m.measure + "' is not built by this loader (worst_loss only; a ModelBook built "
+                        "from Python or with BookModel::measure holds VaR and ES)");
         } else if (k == "netting") {
             const std::string n = text(v, w);
             if (n == "risk_unit") m.netting = Netting::risk_unit;

@@ -5,9 +5,10 @@
 //   auto book = make_book(model, in, n_accounts);                   // scenarios, revaluation, ModelBook
 //
 // The model file is read with toml++ and checked like marginkernel.model.MarginModel: unknown
-// sections and keys, wrong types and models or parts the book cannot hold (another methodology, a
-// measure other than worst_loss, SPAN spread add-ons, a scenario builder other than deribit_grid and
-// range_points) throw InvalidInput naming the key.
+// sections and keys, wrong types, and models or parts this loader does not build (another
+// methodology, a measure other than worst_loss, SPAN spread add-ons, a scenario builder other than
+// deribit_grid and range_points; the ModelBook itself holds VaR, ES and the spreads when its inputs
+// come from Python or are filled in C++) throw InvalidInput naming the key.
 //
 // The market is a compiled input written by Python (marginkernel.account.write_market_file): the
 // instruments with their market inputs resolved per row (as Engine.market has them) and the risk
