@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchutil import median_seconds, record  # first: pins BLAS to one thread before NumPy loads
+from benchutil import interleaved_medians, median_seconds, record  # first: pins BLAS to one thread
 
 ROOT = Path(__file__).resolve().parent.parent
 IMPORTS = (
@@ -191,14 +191,12 @@ def baseline(paths: dict[str, Path], threads: int, repeat: int) -> dict[str, flo
     disagreement = float(np.max(np.abs(im_hand - im_ours) / np.maximum(1.0, np.abs(im_ours))))
     if disagreement > 1e-9:
         raise SystemExit(f"by hand and ours disagree on the same model: relative difference {disagreement:.1e}")
-    t_hand, _ = median_seconds(by_hand, repeat=repeat)
-    times = {"by_hand_s": t_hand}
-    for key, model in (("ours_same_model_s", same), ("ours_full_model_s", full)):
-        times[key], _ = median_seconds(
-            lambda model=model: mk.Engine(engine.instruments, market, model, threads=threads).margin(positions),
-            repeat=repeat,
-        )
-    return {**times, "same_model_max_rel_diff": disagreement}
+
+    def ours(model):
+        return lambda: mk.Engine(engine.instruments, market, model, threads=threads).margin(positions)
+
+    fns = {"by_hand_s": by_hand, "ours_same_model_s": ours(same), "ours_full_model_s": ours(full)}
+    return {**interleaved_medians(fns, repeat=repeat), "same_model_max_rel_diff": disagreement}
 
 
 def main() -> None:
