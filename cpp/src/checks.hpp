@@ -45,7 +45,6 @@ inline void require_index(const char* field, long long row, Int value, std::size
                            "must be in [0, " + std::to_string(count) + "), got " + std::to_string(value));
 }
 
-// Every value of one row of n scenarios finite; the message names the first bad scenario.
 // Whether no value is NaN or infinite: the exponent bits tested as integers, without an early exit,
 // so that the compiler vectorises the loop (netting checks all of R on every call).
 inline bool all_finite_values(const double* values, std::size_t n) {
@@ -59,6 +58,7 @@ inline bool all_finite_values(const double* values, std::size_t n) {
     return bad == 0;
 }
 
+// Every value of one row of n scenarios finite; the message names the first bad scenario.
 inline void require_finite_row(const char* field, long long row, const double* values, std::size_t n) {
     if (all_finite_values(values, n)) return;
     for (std::size_t s = 0; s < n; ++s)

@@ -7,9 +7,9 @@
 // CPU without them). Only plain pointers leave this file.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
