@@ -36,10 +36,6 @@ namespace marginkernel {
 enum class Netting : std::int8_t { risk_unit = 0, currency = 1, account = 2 };
 enum class MarginMode : std::int8_t { cross = 0, isolated = 1 };
 enum class Combine : std::int8_t { add = 0, credit = 1, floor = 2 };
-// The measure of a node's joint P&L J (marginkernel.engine.netting, value_at_risk): worst loss
-// max(0, -min_s J_s); VaR max(0, -q); ES max(0, -mean(J_s | J_s <= q)) weighted by probability, with
-// q NumPy's inverted-CDF quantile of J at level (1 - confidence)(1 - 1e-12), weighted by probability.
-enum class Measure : std::int8_t { worst_loss = 0, var = 1, es = 2 };
 enum class AddOnType : std::int8_t {
     roll_shock = 0,            // add:   sum |q| notional max(min_move, move_risk * T) over `kinds`
     delta_shock = 1,           // add:   shock * max(0, |net delta| spot - threshold) / fx

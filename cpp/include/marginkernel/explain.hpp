@@ -18,8 +18,6 @@
 
 namespace marginkernel {
 
-enum class Measure : std::int8_t { worst_loss = 0, var = 1, es = 2 };
-
 struct NettingTreeView {
     std::size_t n_scenarios = 0;
     std::size_t n_children = 0;

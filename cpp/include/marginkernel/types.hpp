@@ -23,6 +23,12 @@ enum class VolShockKind : std::int8_t {
     relative = 3,        // sigma * max(0, 1 + v)  (SPAN volatility scan, no tau scaling)
 };
 
+// The measure of a netting node's joint P&L J (marginkernel.engine.netting, value_at_risk): worst
+// loss max(0, -min_s J_s); VaR max(0, -q); ES max(0, -mean(J_s | J_s <= q)) weighted by probability,
+// with q NumPy's inverted-CDF quantile of J at level (1 - confidence)(1 - 1e-12), weighted by
+// probability. Shared by the model book (book.hpp) and explain (explain.hpp).
+enum class Measure : std::int8_t { worst_loss = 0, var = 1, es = 2 };
+
 // Instruments as a struct of arrays, one row per instrument, with market inputs already resolved
 // per row. Units: `expiry` in years from the valuation time (<= 0 means expired); `forward` is the
 // forward of the option or future's expiry, or the mark of a perpetual / spot; `discount` is the
