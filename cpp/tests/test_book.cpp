@@ -381,7 +381,7 @@ void test_model_files() {
 }  // namespace
 
 int main() {
-    for (const auto& target : available_simd_targets()) {
+    for (const auto& target : mktest::test_targets()) {
         select_simd_target(target);
         std::printf("simd target %s\n", simd_target().c_str());
         std::mt19937_64 rng(8);

@@ -7,12 +7,15 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "marginkernel/account.hpp"
 #include "marginkernel/net.hpp"
 #include "marginkernel/reduce.hpp"
+#include "marginkernel/simd.hpp"
 
 namespace mktest {
 
@@ -35,6 +38,15 @@ inline int failures = 0;
             ++mktest::failures;                                                                   \
         }                                                                                         \
     } while (0)
+
+// The SIMD targets a test loops over: every available one, or only the best one when
+// MK_TEST_ONE_TARGET is set. The ThreadSanitizer run sets it: the locks and shared state it checks
+// do not depend on the target, and the plain and ASan builds run every target.
+inline std::vector<std::string> test_targets() {
+    auto targets = marginkernel::available_simd_targets();
+    if (std::getenv("MK_TEST_ONE_TARGET") && !targets.empty()) targets.resize(1);
+    return targets;
+}
 
 // Runs `body`, expecting it to throw E.
 template <class E, class F>
