@@ -48,12 +48,14 @@ def check_every_target(args: tuple, expected: np.ndarray) -> None:
 # 16 MB of output (over any L2, so it is streamed); 3,000 instruments give one register block per
 # tile, 20 instruments a tile of many blocks; 1,003 scenarios leave packets and scalars over and make
 # rows that do not start on a packet boundary.
+# One risk unit takes the kernel's loop without unit changes.
+@pytest.mark.parametrize("n_units", [3, 1])
 @pytest.mark.parametrize(("n_instruments", "n_scenarios"), [(3000, 1003), (20, 1003), (20, 1024), (3000, 64)])
 def test_net_matches_position_by_position_on_every_path(
-    each_target: None, n_instruments: int, n_scenarios: int
+    each_target: None, n_instruments: int, n_scenarios: int, n_units: int
 ) -> None:
     rng = np.random.default_rng(n_instruments + n_scenarios)
-    n_units, n_accounts = 3, 16_800_000 // (3 * 8 * n_scenarios)
+    n_accounts = 16_800_000 // (n_units * 8 * n_scenarios)
     risk = rng.standard_normal((n_instruments, n_scenarios)) * 10.0 ** rng.integers(-3, 12, (n_instruments, 1))
     unit = rng.integers(0, n_units, n_instruments).astype(np.int32)
     counts = rng.integers(0, 12, n_accounts)
@@ -70,12 +72,15 @@ def test_net_matches_position_by_position_on_every_path(
 # register blocks on every target; one of 40 is narrower than an AVX-512 block (5 packets) and leaves
 # packets over on the others. 1,024 scenarios put every row of R 4 KiB apart (what packing is for),
 # 1,003 leave a narrower last tile with packets and scalars over.
+@pytest.mark.parametrize("n_units", [2, 1])
 @pytest.mark.parametrize("tile", [128, 40])
 @pytest.mark.parametrize("n_scenarios", [1024, 1003])
-def test_net_matches_position_by_position_through_packed_tiles(each_target: None, n_scenarios: int, tile: int) -> None:
+def test_net_matches_position_by_position_through_packed_tiles(
+    each_target: None, n_scenarios: int, tile: int, n_units: int
+) -> None:
     n_instruments = _core._cache_sizes()["L2"] // 2 // (8 * tile)
     rng = np.random.default_rng(n_scenarios + tile)
-    n_units, n_accounts, n_positions = 2, 600, 3 * n_instruments
+    n_accounts, n_positions = 600, 3 * n_instruments
     risk = rng.standard_normal((n_instruments, n_scenarios)) * 10.0 ** rng.integers(-3, 12, (n_instruments, 1))
     unit = rng.integers(0, n_units, n_instruments).astype(np.int32)
     account = np.sort(rng.integers(0, n_accounts, n_positions))
@@ -85,3 +90,25 @@ def test_net_matches_position_by_position_through_packed_tiles(each_target: None
     quantity = rng.uniform(-100, 100, n_positions)
     expected = position_by_position(risk, unit, n_units, start, instrument, quantity)
     check_every_target((risk, unit, n_units, start, instrument, quantity), expected)
+
+
+# A sum that overflows in one lane of one register block is found on every target and path, with
+# one risk unit or several: the kernel's finiteness check adds x - x over the block's packets.
+@pytest.mark.parametrize("n_units", [1, 2])
+@pytest.mark.parametrize("scenario", [0, 13, 70, 1002])
+def test_net_overflow_in_one_lane_is_an_error_on_every_target(each_target: None, n_units: int, scenario: int) -> None:
+    rng = np.random.default_rng(scenario)
+    n_instruments, n_scenarios, n_accounts = 40, 1003, 50
+    risk = rng.standard_normal((n_instruments, n_scenarios))
+    risk[7, scenario] = 1e300
+    unit = (np.arange(n_instruments) % n_units).astype(np.int32)
+    start = np.arange(0, 4 * n_accounts + 1, 4, dtype=np.int64)
+    instrument = rng.integers(0, n_instruments, 4 * n_accounts).astype(np.int32)
+    instrument[4 * 31 + 2] = 7  # account 31, position 126
+    quantity = rng.uniform(-1, 1, 4 * n_accounts)
+    quantity[4 * 31 + 2] = 1e10
+    for target in TARGETS:
+        kernels.select_simd_target(target)
+        with pytest.raises(ValueError, match=r"quantity\[126\]") as err:
+            kernels.net(risk, unit, n_units, start, instrument, quantity)
+        assert (err.value.field, err.value.row) == ("quantity", 126), target

@@ -48,8 +48,11 @@ struct NetArgs {
 };
 
 // Account a, scenarios [s0, s0 + NP * lanes of P): P is a SIMD packet or a plain double (the last
-// ns % kLanes scenarios). Returns whether every sum stayed finite.
-template <class P, std::size_t NP>
+// ns % kLanes scenarios). Returns whether every sum stayed finite. OneUnit (a book of one risk
+// unit, the common case) drops the per-position look-up of the next position's unit: an account's
+// positions are then one run (C++ driver, into a reused output: AVX2 21.7 -> 20.7 ms; with 8,000
+// instruments, where every block is a narrow one, AVX-512 48 -> 41 ms).
+template <class P, std::size_t NP, bool OneUnit = false>
 bool net_block(const NetArgs& g, std::size_t a, std::size_t s0, std::int64_t tag) {
     namespace ei = Eigen::internal;
     constexpr std::size_t lanes = sizeof(P) / sizeof(double);
@@ -79,6 +82,7 @@ bool net_block(const NetArgs& g, std::size_t a, std::size_t s0, std::int64_t tag
             const P q = ei::pset1<P>(g.p.quantity[k]);
             for (std::size_t j = 0; j < NP; ++j)
                 acc[j] = ei::padd(acc[j], ei::pmul(q, ei::ploadu<P>(src + j * lanes)));
+            if (OneUnit) continue;
             if (k + 1 < k_end) {
                 next_unit = static_cast<std::size_t>(g.r.risk_unit[instrument[k + 1]]);
                 if (next_unit != unit) {
@@ -88,13 +92,15 @@ bool net_block(const NetArgs& g, std::size_t a, std::size_t s0, std::int64_t tag
             }
         }
         const bool stream = g.stream && reinterpret_cast<std::uintptr_t>(dst) % sizeof(P) == 0;
+        P nan_if_not_finite = ei::pset1<P>(0.0);  // x - x is 0 for finite x, NaN for inf and NaN
         for (std::size_t j = 0; j < NP; ++j) {
             if (stream)
                 store_stream(dst + j * lanes, acc[j]);
             else
                 ei::pstoreu(dst + j * lanes, acc[j]);
-            finite = finite && all_finite(acc[j]);
+            nan_if_not_finite = ei::padd(nan_if_not_finite, ei::psub(acc[j], acc[j]));
         }
+        finite = finite && all_finite(nan_if_not_finite);
         unit = next_unit;
     }
     return finite;
@@ -103,9 +109,10 @@ bool net_block(const NetArgs& g, std::size_t a, std::size_t s0, std::int64_t tag
 using NetBlockFn = bool (*)(const NetArgs&, std::size_t, std::size_t, std::int64_t);
 
 template <class P, std::size_t... NP>
-NetBlockFn pick_block(std::size_t packets, std::index_sequence<NP...>) {
+NetBlockFn pick_block(std::size_t packets, bool one_unit, std::index_sequence<NP...>) {
     static constexpr NetBlockFn table[] = {nullptr, &net_block<P, NP + 1>...};  // by packet count
-    return packets <= sizeof...(NP) ? table[packets] : nullptr;
+    static constexpr NetBlockFn one_unit_table[] = {nullptr, &net_block<P, NP + 1, true>...};
+    return packets <= sizeof...(NP) ? (one_unit ? one_unit_table : table)[packets] : nullptr;
 }
 
 // The scenario tile: the largest whole number of register blocks whose R slice (every instrument)
@@ -184,14 +191,16 @@ std::size_t net_accounts(const RiskArraysView& r, const PositionsView& p, std::s
                         pack ? t0 : 0, pnl, mark.data(), p.account_start[end] - 1, row, stream};
         const std::size_t packets_end = t1 - (t1 == ns ? ns % kLanes : 0);
         const std::size_t full_end = t0 + (packets_end - t0) / kNetBlock * kNetBlock;
-        const NetBlockFn rest_packets = pick_block<Packet>((packets_end - full_end) / kLanes,
+        const bool one_unit = r.n_units == 1;
+        const NetBlockFn rest_packets = pick_block<Packet>((packets_end - full_end) / kLanes, one_unit,
                                                            std::make_index_sequence<kNetPackets - 1>{});
         const NetBlockFn rest_scalars =
-            pick_block<double>(t1 - packets_end, std::make_index_sequence<kLanes - 1>{});
+            pick_block<double>(t1 - packets_end, one_unit, std::make_index_sequence<kLanes - 1>{});
         for (std::size_t a = begin; a < end; ++a) {
             bool finite = true;
             for (std::size_t s0 = t0; s0 < full_end; s0 += kNetBlock)
-                finite = net_block<Packet, kNetPackets>(g, a, s0, tag++) && finite;
+                finite = (one_unit ? net_block<Packet, kNetPackets, true>(g, a, s0, tag++)
+                                   : net_block<Packet, kNetPackets>(g, a, s0, tag++)) && finite;
             if (rest_packets) finite = rest_packets(g, a, full_end, tag++) && finite;
             if (rest_scalars) finite = rest_scalars(g, a, packets_end, tag++) && finite;
             if (!finite && a < first_bad) first_bad = a;
