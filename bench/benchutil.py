@@ -62,21 +62,44 @@ def record(name: str, payload: dict) -> Path:
     return out
 
 
-def interleaved_medians(fns: dict, repeat: int = 7, warmup: int = 1) -> dict:
+def interleaved_medians(fns: dict, repeat: int = 7, warmup: int = 1, before=None) -> dict:
     """Median wall time of each of `fns` (name -> callable), timed in rounds that run each once in
     turn, after `warmup` untimed rounds: on a shared machine a slow spell then slows every
     contender alike, so their ratios stay fair (one contender timed after another would carry the
-    spell into one side only)."""
+    spell into one side only). `before`, if given, runs untimed before every timed call (for
+    example :func:`evict_caches`, so that every contender starts from the same memory state)."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times: dict = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
+            if before is not None:
+                before()
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+#: Bytes read by :func:`evict_caches` and by the memory probe beside it: more than the last-level
+#: cache a working set can keep (on the Xeon VM of bench/README.md, whose OS reports a 480 MB L3, an
+#: 80 MB array re-read is served at 30 GB/s but 400 MB and more only at the memory's 16 GB/s).
+EVICT_BYTES = 512 << 20
+_evict_buffer: list = []
+
+
+def evict_caches() -> None:
+    """Reads :data:`EVICT_BYTES` of other memory, so that the next call finds its inputs in memory,
+    not in a cache: the state netting leaves its P&L in (streamed past the caches) for the
+    reduction that reads it next."""
+    from marginkernel import _core
+
+    if not _evict_buffer:
+        buffer = aligned_empty(EVICT_BYTES // 8)
+        buffer[...] = 1.0
+        _evict_buffer.append(buffer)
+    _core._stream_seconds(_evict_buffer[0], 1, False)
 
 
 # --- The machine's ceilings, measured in the same run as a kernel ---------------------------------

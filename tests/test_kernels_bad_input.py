@@ -476,6 +476,23 @@ def test_value_at_risk_non_finite_pnl(col, bad):
     assert f"scenario {col}" in str(err)
 
 
+# Equally likely scenarios, many of them: the kernel checks each row as it selects its quantile
+# (the first packets seed the chunk minima, the rest stream past them, the last ns % L are scalar).
+@pytest.mark.parametrize("target", kernels.available_simd_targets())
+@pytest.mark.parametrize("col,bad", [(0, NAN), (3, INF), (17, -INF), (500, NAN), (1002, INF)])
+@pytest.mark.parametrize("confidence", [0.99, 0.5])
+def test_value_at_risk_non_finite_pnl_in_a_long_row(target, col, bad, confidence):
+    pnl = np.random.default_rng(col).normal(size=(3, 1003))
+    pnl[1, col] = bad
+    original = kernels.simd_target()
+    try:
+        kernels.select_simd_target(target)
+        err = rejects(kernels.value_at_risk, {"pnl": pnl, "confidence": confidence}, InputError, "pnl", 1)
+    finally:
+        kernels.select_simd_target(original)
+    assert f"scenario {col}" in str(err)
+
+
 @pytest.mark.parametrize(
     "kw,field,row",
     [

@@ -382,6 +382,58 @@ def test_var_level_rounding(n, confidence, weighted, target):
     np.testing.assert_allclose(es, ref_es, rtol=1e-14)
 
 
+# The quantile of a tail (k + 1 <= 64 order statistics) is selected in one pass that keeps the
+# smallest values seen; rows whose P&L falls scenario by scenario would make every value enter, so
+# past a budget the row goes to std::nth_element. Every order, with ties, either side of k = 64.
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("order", ["random", "rising", "falling", "ties", "zigzag"])
+@pytest.mark.parametrize(("n", "confidence"), [(1000, 0.99), (2500, 0.975), (130, 0.5), (2000, 0.968)])
+def test_value_at_risk_selection_in_any_row_order(target, order, n, confidence):
+    rng = np.random.default_rng(n)
+    values = rng.standard_t(3, n) * 1e4
+    rows = {
+        "random": values,
+        "rising": np.sort(values),
+        "falling": np.sort(values)[::-1],
+        "ties": np.round(values / 1e4),
+        "zigzag": np.where(np.arange(n) % 2 == 0, np.sort(values), np.sort(values)[::-1]),
+    }
+    pnl = np.ascontiguousarray(np.stack([rows[order], -rows[order]]))
+    want_var, want_es = reference.value_at_risk(pnl, confidence)
+    with using_simd_target(target):
+        var, es = kernels.value_at_risk(pnl, confidence)
+    np.testing.assert_array_equal(var, want_var)
+    np.testing.assert_allclose(es, want_es, rtol=1e-13)
+
+
+# Worst loss on rows longer than the kernel's four accumulators span (4 SIMD packets), with the
+# minimum first, in the middle, in the last packet and in the scalar tail, as -0.0 against 0.0, and
+# repeated (the first one is reported).
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("n", [1000, 1003, 37])
+@pytest.mark.parametrize("where", [0, 1, "middle", "last packet", "tail", "zero", "repeated"])
+def test_worst_loss_minimum_anywhere_in_a_long_row(target, n, where):
+    rng = np.random.default_rng(n)
+    pnl = rng.uniform(-100.0, 100.0, (3, n))
+    weight = rng.uniform(0.5, 1.0, (2, n))
+    spot = {0: 0, 1: 1, "middle": n // 2, "last packet": n - n % 8 - 3, "tail": n - 1}
+    if where == "zero":
+        pnl = np.abs(pnl) + 1.0  # gains only: the minimum is the first zero, -0.0 or 0.0
+        pnl[:, n // 3] = -0.0
+        pnl[:, n // 2] = 0.0
+    elif where == "repeated":
+        pnl[:, [n // 4, n // 3, n - 1]] = -1e6
+        weight[:, [n // 4, n // 3, n - 1]] = 1.0
+    else:
+        pnl[:, spot[where]] = -1e6
+    want_loss, want_arg = reference.worst_loss(pnl, weight, 0.3)
+    with using_simd_target(target):
+        loss, arg = kernels.worst_loss(pnl, weight, 0.3)
+    np.testing.assert_array_equal(loss, want_loss)
+    np.testing.assert_array_equal(arg, want_arg)
+    assert not np.signbit(loss).any()
+
+
 # ---------------------------------------------------------------------------------------------
 # normal_cdf
 

@@ -9,6 +9,7 @@
 
 #include "book_impl.hpp"
 #include "kernels.hpp"
+#include "select.hpp"
 
 namespace marginkernel {
 
@@ -38,15 +39,7 @@ inline double ModelBook::Impl::tail(TailScratch& t, std::int32_t* worst) const {
     *worst = static_cast<std::int32_t>(at);
     double q, es;
     if (probability.empty()) {
-        if (16 * (var_index + 1) <= ns) {  // a low quantile: keep the k + 1 lowest in a heap, O(S log k)
-            std::partial_sort_copy(j, j + ns, t.work.data(), t.work.data() + var_index + 1);
-            q = t.work[var_index];
-        } else {
-            std::copy(j, j + ns, t.work.data());
-            const auto nth = t.work.begin() + static_cast<std::ptrdiff_t>(var_index);
-            std::nth_element(t.work.begin(), nth, t.work.begin() + static_cast<std::ptrdiff_t>(ns));
-            q = *nth;
-        }
+        q = kth_smallest(j, ns, var_index, t.work.data());
         double sum = 0.0;
         std::size_t count = 0;
         for (std::size_t s = 0; s < ns; ++s)

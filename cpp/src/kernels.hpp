@@ -33,6 +33,12 @@ struct Kernels {
     std::size_t (*worst_loss_rows)(const double* pnl, std::size_t begin, std::size_t end, std::size_t n_scenarios,
                                    const double* weight, std::size_t weight_rows, double gain_factor,
                                    double* loss, std::int32_t* worst);
+    // Rows [begin, end) of value_at_risk() with equally likely scenarios (reduce.hpp): var[r] = -q,
+    // q the k-th smallest (from 0) of row r, es[r] = -(the mean of the row's values <= q, summed in
+    // scenario order); `scratch` holds 2 n_scenarios values. Returns the first row that is not finite
+    // or whose ES overflows (the caller says which), or kNone. Every target returns the same bits.
+    std::size_t (*tail_rows)(const double* pnl, std::size_t begin, std::size_t end, std::size_t n_scenarios,
+                             std::size_t k, double* scratch, double* var, double* es);
     // The normal CDF the Black-76 kernel uses, exposed so its accuracy can be measured.
     void (*normal_cdf)(const double* x, double* out, std::size_t n);
     // The pre-trade what-if of one order on one risk unit (account.cpp), in one pass: returns

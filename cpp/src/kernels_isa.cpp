@@ -27,6 +27,7 @@
 #include "buffer.hpp"
 #include "cache_info.hpp"
 #include "kernels.hpp"
+#include "select.hpp"
 
 namespace marginkernel::detail {
 namespace MK_TARGET {
@@ -47,6 +48,7 @@ const Kernels MK_CAT(kernels_, MK_TARGET) = {
     &MK_TARGET::revalue_rows,
     &MK_TARGET::net_accounts,
     &MK_TARGET::worst_loss_rows,
+    &MK_TARGET::tail_rows,
     &MK_TARGET::normal_cdf_array,
     &MK_TARGET::whatif_min,
     &MK_TARGET::stream_read,

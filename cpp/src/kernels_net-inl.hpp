@@ -50,8 +50,7 @@ struct NetArgs {
 // Account a, scenarios [s0, s0 + NP * lanes of P): P is a SIMD packet or a plain double (the last
 // ns % kLanes scenarios). Returns whether every sum stayed finite. OneUnit (a book of one risk
 // unit, the common case) drops the per-position look-up of the next position's unit: an account's
-// positions are then one run (C++ driver, into a reused output: AVX2 21.7 -> 20.7 ms; with 8,000
-// instruments, where every block is a narrow one, AVX-512 48 -> 41 ms).
+// positions are then one run (measurably faster, most with narrow tiles: docs/netting-kernel.md).
 template <class P, std::size_t NP, bool OneUnit = false>
 bool net_block(const NetArgs& g, std::size_t a, std::size_t s0, std::int64_t tag) {
     namespace ei = Eigen::internal;

@@ -8,6 +8,7 @@
 
 #include "checks.hpp"
 #include "kernels.hpp"
+#include "select.hpp"
 
 namespace marginkernel {
 
@@ -45,6 +46,12 @@ void validate_weight(const double* weight, std::size_t weight_rows, std::size_t 
 
 }  // namespace
 
+double detail::kth_by_partition(const double* p, std::size_t n, std::size_t k, double* scratch) {
+    std::copy(p, p + n, scratch);
+    std::nth_element(scratch, scratch + k, scratch + n);
+    return scratch[k];
+}
+
 void validate_worst_loss(const double* pnl, std::size_t rows, std::size_t ns, const double* weight,
                          std::size_t weight_rows, double gain_factor) {
     require_pnl(pnl, rows, ns);
@@ -65,73 +72,94 @@ void worst_loss(const double* pnl, std::size_t rows, std::size_t ns, const doubl
     if (bad != kNone) worst_loss_error(pnl, bad, ns, weight_rows, gain_factor);
 }
 
-void validate_value_at_risk(const double* pnl, std::size_t rows, std::size_t ns, const double* probability,
-                            double confidence) {
+namespace {
+
+// The arguments of value_at_risk() other than the P&L rows.
+void validate_tail_arguments(const double* pnl, std::size_t rows, std::size_t ns, const double* probability,
+                             double confidence) {
     require_pnl(pnl, rows, ns);
     if (!(confidence > 0.0 && confidence < 1.0))
         throw InvalidInput("confidence", -1, "must be in (0, 1), got " + show(confidence));
-    if (probability) {
-        double total = 0.0;
-        for (std::size_t s = 0; s < ns; ++s) {
-            require_non_negative("probability", static_cast<long long>(s), probability[s]);
-            total += probability[s];
-        }
-        if (!std::isfinite(total)) throw InvalidInput("probability", -1, "sum overflows (is not finite)");
-        if (!(total > 0.0)) throw InvalidInput("probability", -1, "must not all be zero");
+    if (!probability) return;
+    double total = 0.0;
+    for (std::size_t s = 0; s < ns; ++s) {
+        require_non_negative("probability", static_cast<long long>(s), probability[s]);
+        total += probability[s];
     }
+    if (!std::isfinite(total)) throw InvalidInput("probability", -1, "sum overflows (is not finite)");
+    if (!(total > 0.0)) throw InvalidInput("probability", -1, "must not all be zero");
+}
+
+[[noreturn]] void es_overflow(std::size_t r, bool weighted) {
+    throw InvalidInput("pnl", static_cast<long long>(r),
+                       "expected shortfall overflows (is not finite): the P&L" +
+                           std::string(weighted ? " times its probability" : "") + " is out of range");
+}
+
+// 1 - confidence is not exact in binary (1 - 0.99 = 0.010000000000000009): lowered by a relative
+// 1e-12 so that a 99% VaR over 1000 equally likely scenarios is the 10th worst, not the 11th (the
+// same rule as marginkernel.reference.LEVEL_RTOL).
+double tail_level(double confidence) {
+    constexpr double level_rtol = 1e-12;
+    return (1.0 - confidence) * (1.0 - level_rtol);
+}
+
+// NumPy's inverted_cdf over n equally likely values: the order statistic n*level - 1, rounded up
+// unless it is whole.
+std::size_t equal_weight_index(std::size_t ns, double level) {
+    const double index = static_cast<double>(ns) * level - 1.0;
+    const double below = std::floor(index);
+    const double k = index - below == 0.0 ? below : below + 1.0;
+    return static_cast<std::size_t>(std::clamp(k, 0.0, static_cast<double>(ns - 1)));
+}
+
+// NumPy's weighted inverted_cdf for one row: the first sorted index whose normalised cumulative
+// probability reaches the level; the ES sums run in scenario order.
+void weighted_tail(const double* p, std::size_t ns, const double* probability, double level,
+                   std::vector<std::size_t>& order, std::vector<double>& cdf, double* var, double* es) {
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::stable_sort(order.begin(), order.end(), [p](std::size_t a, std::size_t b) { return p[a] < p[b]; });
+    double run = 0.0;
+    for (std::size_t k = 0; k < ns; ++k) cdf[k] = run += probability[order[k]];
+    for (auto& c : cdf) c /= run;
+    std::size_t k = 0;
+    while (k + 1 < ns && cdf[k] < level) ++k;
+    const double q = p[order[k]];
+    double sum = 0.0, mass = 0.0;
+    for (std::size_t s = 0; s < ns; ++s)
+        if (p[s] <= q) sum += probability[s] * p[s], mass += probability[s];
+    *var = -q;
+    *es = -sum / mass;
+}
+
+}  // namespace
+
+void validate_value_at_risk(const double* pnl, std::size_t rows, std::size_t ns, const double* probability,
+                            double confidence) {
+    validate_tail_arguments(pnl, rows, ns, probability, confidence);
     for (std::size_t r = 0; r < rows; ++r) require_finite_row("pnl", static_cast<long long>(r), pnl + r * ns, ns);
 }
 
 void value_at_risk(const double* pnl, std::size_t rows, std::size_t ns, const double* probability,
                    double confidence, double* var, double* es) {
-    validate_value_at_risk(pnl, rows, ns, probability, confidence);
-    // 1 - confidence is not exact in binary (1 - 0.99 = 0.010000000000000009): lowered by a relative
-    // 1e-12 so that a 99% VaR over 1000 equally likely scenarios is the 10th worst, not the 11th
-    // (the same rule as marginkernel.reference.LEVEL_RTOL).
-    constexpr double level_rtol = 1e-12;
-    const double level = (1.0 - confidence) * (1.0 - level_rtol);
-    std::vector<double> sorted(ns);
+    validate_tail_arguments(pnl, rows, ns, probability, confidence);
+    if (rows == 0) return;
+    const double level = tail_level(confidence);
+    if (!probability) {
+        // Each row is checked finite by the kernel just before it is measured, so P is read once.
+        std::vector<double> scratch(2 * ns);
+        const std::size_t bad = active_kernels().tail_rows(pnl, 0, rows, ns, equal_weight_index(ns, level),
+                                                           scratch.data(), var, es);
+        if (bad == kNone) return;
+        require_finite_row("pnl", static_cast<long long>(bad), pnl + bad * ns, ns);
+        es_overflow(bad, false);
+    }
+    for (std::size_t r = 0; r < rows; ++r) require_finite_row("pnl", static_cast<long long>(r), pnl + r * ns, ns);
     std::vector<std::size_t> order(ns);
-    std::vector<double> cdf(probability ? ns : 0);
+    std::vector<double> cdf(ns);
     for (std::size_t r = 0; r < rows; ++r) {
-        const double* p = pnl + r * ns;
-        double q;
-        if (!probability) {
-            // NumPy's inverted_cdf: index n*level - 1, rounded up unless it is whole.
-            const double index = static_cast<double>(ns) * level - 1.0;
-            const double below = std::floor(index);
-            double k = index - below == 0.0 ? below : below + 1.0;
-            k = std::clamp(k, 0.0, static_cast<double>(ns - 1));
-            std::copy(p, p + ns, sorted.begin());
-            auto nth = sorted.begin() + static_cast<std::ptrdiff_t>(k);
-            std::nth_element(sorted.begin(), nth, sorted.end());
-            q = *nth;
-            double sum = 0.0;
-            std::size_t count = 0;
-            for (std::size_t s = 0; s < ns; ++s)
-                if (p[s] <= q) sum += p[s], ++count;
-            es[r] = -sum / static_cast<double>(count);
-        } else {
-            // NumPy's weighted inverted_cdf: first sorted index whose normalised cumulative
-            // probability reaches the level.
-            std::iota(order.begin(), order.end(), std::size_t{0});
-            std::stable_sort(order.begin(), order.end(), [p](std::size_t a, std::size_t b) { return p[a] < p[b]; });
-            double run = 0.0;
-            for (std::size_t k = 0; k < ns; ++k) cdf[k] = run += probability[order[k]];
-            for (auto& c : cdf) c /= run;
-            std::size_t k = 0;
-            while (k + 1 < ns && cdf[k] < level) ++k;
-            q = p[order[k]];
-            double sum = 0.0, mass = 0.0;
-            for (std::size_t s = 0; s < ns; ++s)
-                if (p[s] <= q) sum += probability[s] * p[s], mass += probability[s];
-            es[r] = -sum / mass;
-        }
-        var[r] = -q;
-        if (!std::isfinite(es[r]))
-            throw InvalidInput("pnl", static_cast<long long>(r),
-                               "expected shortfall overflows (is not finite): the P&L" +
-                                   std::string(probability ? " times its probability" : "") + " is out of range");
+        weighted_tail(pnl + r * ns, ns, probability, level, order, cdf, var + r, es + r);
+        if (!std::isfinite(es[r])) es_overflow(r, true);
     }
 }
 

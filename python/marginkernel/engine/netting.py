@@ -214,11 +214,14 @@ class _Groups:
         np.cumsum(self.counts, out=self.start[1:])
         self.first = self.order[np.minimum(self.start[:-1], max(len(group) - 1, 0))] if len(group) else self.start[:-1]
         self.n_groups = n_groups
+        # The netting kernel's view, built once for the several sums of one reduction.
+        self._rows = self.order.astype(np.int32)
+        self._unit = np.zeros(len(group), dtype=np.int32)
+        self._ones = np.ones(len(group))
 
     def sum(self, rows: np.ndarray) -> np.ndarray:
-        one_unit = np.zeros(len(rows), dtype=np.int32)
         try:
-            summed = kernels.net(rows, one_unit, 1, self.start, self.order.astype(np.int32), np.ones(len(rows)))
+            summed = kernels.net(rows, self._unit, 1, self.start, self._rows, self._ones)
         except kernels.InputError:
             return self.sum_numpy(rows)
         return np.asarray(summed)[:, 0, :]

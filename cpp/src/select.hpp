@@ -1,0 +1,74 @@
+// Internal: the order statistic behind every VaR / ES of the library (kernels.value_at_risk through
+// the dispatched tail_rows, and the model book's tail measure), one definition of how it is found.
+//
+// Included by the per-target kernel sources too, so nothing here may be a function with external
+// linkage compiled from this header: the linker would keep one copy, perhaps the AVX-512 one, for
+// every caller. The helpers live in an unnamed namespace and use no std:: algorithm; the partition
+// fallback is compiled once, in reduce.cpp.
+#pragma once
+
+#include <cstddef>
+
+namespace marginkernel::detail {
+
+// The k-th smallest (from 0) of p[0, n) by std::nth_element on a copy in `work` (n values).
+double kth_by_partition(const double* p, std::size_t n, std::size_t k, double* work);
+
+namespace {
+
+// A tail quantile -- the k-th smallest of n values, k + 1 at most kTailMaxK -- in two passes that
+// sort nothing but a few candidates:
+//  1. deal the values to C >= k + 1 chunks in turn (value s to chunk s mod C) and take each chunk's
+//     minimum. The largest of these minima, T, has at least C values at or below it (one per
+//     chunk), so the k-th smallest of the row is at most T.
+//  2. collect, in scenario order, every value <= T. The row's k-th smallest is the k-th smallest of
+//     these candidates: a few times k + 1 of them in P&L of no particular order, exactly C in a row
+//     that rises or falls scenario by scenario (any number, in the worst case, when many values tie:
+//     more than kSortCandidates go to kth_by_partition).
+// The candidates are also the row's tail in scenario order, so its ES sum is taken over them. The
+// SIMD kernel (kernels_reduce-inl.hpp, tail_rows) takes C = the lanes of whole packets; the scalar
+// kth_smallest below C = k + 1. Either way the value is the same element of p.
+constexpr std::size_t kTailMaxK = 64;
+constexpr std::size_t kSortCandidates = 96;
+
+// The packets of `lanes` chunk minima pass 1 keeps: the fewest whose lanes number k + 1 or more.
+inline std::size_t tail_packets(std::size_t k, std::size_t lanes) { return (k + lanes) / lanes; }
+
+// Whether the two passes apply: a tail quantile, and every chunk holding at least two values.
+inline bool use_tail_chunks(std::size_t n, std::size_t k, std::size_t lanes) {
+    return k < kTailMaxK && n >= 2 * tail_packets(k, lanes) * lanes;
+}
+
+// The k-th smallest of the c candidates (k < c), with `work` for c values: the k + 1 smallest kept
+// sorted, a candidate entering only when it is below the largest of them.
+inline double kth_of_candidates(const double* candidate, std::size_t c, std::size_t k, double* work) {
+    if (c > kSortCandidates) return kth_by_partition(candidate, c, k, work);
+    const auto insert = [work](double x, std::size_t last) {
+        std::size_t j = last;
+        for (; j > 0 && work[j - 1] > x; --j) work[j] = work[j - 1];
+        work[j] = x;
+    };
+    for (std::size_t i = 0; i <= k; ++i) insert(candidate[i], i);
+    for (std::size_t i = k + 1; i < c; ++i)
+        if (candidate[i] < work[k]) insert(candidate[i], k);
+    return work[k];
+}
+
+// The k-th smallest of p[0, n) (k < n), with `scratch` for 2n values; one value at a time.
+inline double kth_smallest(const double* p, std::size_t n, std::size_t k, double* scratch) {
+    if (!use_tail_chunks(n, k, 1)) return kth_by_partition(p, n, k, scratch);
+    const std::size_t chunks = k + 1;
+    double* low = scratch + n;
+    for (std::size_t c = 0; c < chunks; ++c) low[c] = p[c];
+    for (std::size_t s = chunks, c = 0; s < n; ++s, c = c + 1 == chunks ? 0 : c + 1)
+        low[c] = p[s] < low[c] ? p[s] : low[c];
+    double threshold = low[0];
+    for (std::size_t c = 1; c < chunks; ++c) threshold = low[c] > threshold ? low[c] : threshold;
+    std::size_t count = 0;
+    for (std::size_t s = 0; s < n; ++s)
+        if (p[s] <= threshold) scratch[count++] = p[s];
+    return kth_of_candidates(scratch, count, k, scratch + n);
+}
+
+}  // namespace
+}  // namespace marginkernel::detail
