@@ -87,7 +87,9 @@ std::size_t worst_loss_rows(const double* pnl, std::size_t begin, std::size_t en
     return first_bad;
 }
 
-// Whether p[0, ns) is all finite: running sums of x - x (0 for finite x, NaN otherwise).
+// Whether p[0, ns) is all finite: running sums of x - x (0 for finite x, NaN otherwise). Not
+// checks.hpp's all_finite_values: an inline function with external linkage compiled in this file
+// could be merged into the other targets' code (see select.hpp).
 bool row_finite(const double* p, std::size_t ns) {
     namespace ei = Eigen::internal;
     using pk::L;
@@ -99,7 +101,10 @@ bool row_finite(const double* p, std::size_t ns) {
             const pk::Pk x = ei::ploadu<pk::Pk>(p + s + j * L);
             probe[j] = ei::padd(probe[j], ei::psub(x, x));
         }
-    for (; s + L <= ns; s += L) probe[0] = ei::padd(probe[0], ei::psub(ei::ploadu<pk::Pk>(p + s), ei::ploadu<pk::Pk>(p + s)));
+    for (; s + L <= ns; s += L) {
+        const pk::Pk x = ei::ploadu<pk::Pk>(p + s);
+        probe[0] = ei::padd(probe[0], ei::psub(x, x));
+    }
     bool ok = true;
     for (const auto& v : probe) ok = ok && pk::all(finite_lanes(v));
     for (; s < ns; ++s) ok = ok && std::isfinite(p[s]);
