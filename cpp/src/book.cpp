@@ -14,6 +14,7 @@
 
 #include "book_impl.hpp"
 #include "checks.hpp"
+#include "select.hpp"
 
 namespace marginkernel {
 
@@ -65,13 +66,8 @@ void ModelBook::Impl::set_measure(const BookModel& spec, std::size_t n_scenarios
     if (spec.measure != Measure::worst_loss) {
         if (!(spec.confidence > 0.0 && spec.confidence < 1.0))
             throw InvalidInput("confidence", -1, "must be in (0, 1), got " + show(spec.confidence));
-        // the same level as marginkernel.kernels.value_at_risk (1 - confidence lowered by 1e-12)
-        level = (1.0 - spec.confidence) * (1.0 - 1e-12);
-        const double index = static_cast<double>(n_scenarios) * level - 1.0;
-        const double below = std::floor(index);
-        const double k = std::clamp(index - below == 0.0 ? below : below + 1.0, 0.0,
-                                    static_cast<double>(n_scenarios - 1));
-        var_index = static_cast<std::size_t>(k);
+        level = tail_level(spec.confidence);  // as marginkernel.kernels.value_at_risk (select.hpp)
+        var_index = equal_weight_index(n_scenarios, level);
         if (!spec.probability.empty()) {
             if (spec.probability.size() != n_scenarios)
                 throw InvalidInput("probability", -1, "expected " + std::to_string(n_scenarios) + " values, got " +

@@ -96,23 +96,6 @@ void validate_tail_arguments(const double* pnl, std::size_t rows, std::size_t ns
                            std::string(weighted ? " times its probability" : "") + " is out of range");
 }
 
-// 1 - confidence is not exact in binary (1 - 0.99 = 0.010000000000000009): lowered by a relative
-// 1e-12 so that a 99% VaR over 1000 equally likely scenarios is the 10th worst, not the 11th (the
-// same rule as marginkernel.reference.LEVEL_RTOL).
-double tail_level(double confidence) {
-    constexpr double level_rtol = 1e-12;
-    return (1.0 - confidence) * (1.0 - level_rtol);
-}
-
-// NumPy's inverted_cdf over n equally likely values: the order statistic n*level - 1, rounded up
-// unless it is whole.
-std::size_t equal_weight_index(std::size_t ns, double level) {
-    const double index = static_cast<double>(ns) * level - 1.0;
-    const double below = std::floor(index);
-    const double k = index - below == 0.0 ? below : below + 1.0;
-    return static_cast<std::size_t>(std::clamp(k, 0.0, static_cast<double>(ns - 1)));
-}
-
 // NumPy's weighted inverted_cdf for one row: the first sorted index whose normalised cumulative
 // probability reaches the level; the ES sums run in scenario order.
 void weighted_tail(const double* p, std::size_t ns, const double* probability, double level,

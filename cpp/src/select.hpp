@@ -7,6 +7,7 @@
 // fallback is compiled once, in reduce.cpp.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 
 namespace marginkernel::detail {
@@ -15,6 +16,25 @@ namespace marginkernel::detail {
 double kth_by_partition(const double* p, std::size_t n, std::size_t k, double* work);
 
 namespace {
+
+// The quantile level of VaR / ES at `confidence`: 1 - confidence, lowered by a relative 1e-12.
+// 1 - confidence is not exact in binary (1 - 0.99 = 0.010000000000000009), so without it a 99% VaR
+// over 1000 equally likely scenarios would be the 11th worst instead of the 10th (the same rule as
+// marginkernel.reference.LEVEL_RTOL).
+inline double tail_level(double confidence) {
+    constexpr double level_rtol = 1e-12;
+    return (1.0 - confidence) * (1.0 - level_rtol);
+}
+
+// NumPy's inverted_cdf over n equally likely values: the order statistic n * level - 1 (from 0),
+// rounded up unless it is whole, within [0, n - 1].
+inline std::size_t equal_weight_index(std::size_t n, double level) {
+    const double index = static_cast<double>(n) * level - 1.0;
+    const double below = std::floor(index);
+    const double k = index - below == 0.0 ? below : below + 1.0;
+    const double last = static_cast<double>(n - 1);
+    return static_cast<std::size_t>(k < 0.0 ? 0.0 : k > last ? last : k);
+}
 
 // A tail quantile -- the k-th smallest of n values, k + 1 at most kTailMaxK -- in two passes that
 // sort nothing but a few candidates:
