@@ -70,10 +70,12 @@ def test_net_matches_position_by_position_on_every_path(
 # The packed path: as many instruments as make a tile's slices fill half the L2 at `tile` scenarios
 # (the most that is packed), and three positions per instrument. A tile of 128 scenarios is whole
 # register blocks on every target; one of 40 is narrower than an AVX-512 block (5 packets) and leaves
-# packets over on the others. 1,024 scenarios put every row of R 4 KiB apart (what packing is for),
-# 1,003 leave a narrower last tile with packets and scalars over.
+# packets over on the others; one of 16 (many instruments or a small L2) is narrower than a block on
+# AVX-512 and AVX2. With one risk unit, a tile narrower than a block is swept (net_sweep). 1,024
+# scenarios put every row of R 4 KiB apart (what packing is for), 1,003 leave a narrower last tile
+# with packets and scalars over.
 @pytest.mark.parametrize("n_units", [2, 1])
-@pytest.mark.parametrize("tile", [128, 40])
+@pytest.mark.parametrize("tile", [128, 40, 16])
 @pytest.mark.parametrize("n_scenarios", [1024, 1003])
 def test_net_matches_position_by_position_through_packed_tiles(
     each_target: None, n_scenarios: int, tile: int, n_units: int
@@ -112,3 +114,26 @@ def test_net_overflow_in_one_lane_is_an_error_on_every_target(each_target: None,
         with pytest.raises(ValueError, match=r"quantity\[126\]") as err:
             kernels.net(risk, unit, n_units, start, instrument, quantity)
         assert (err.value.field, err.value.row) == ("quantity", 126), target
+
+
+# The same through a swept narrow tile (one risk unit, a packed tile of 16 scenarios): the account
+# whose sum overflows is named, not an earlier or later one, whichever tile holds the scenario.
+@pytest.mark.parametrize("scenario", [0, 21, 1002])
+def test_net_overflow_in_a_swept_tile_is_an_error_on_every_target(each_target: None, scenario: int) -> None:
+    rng = np.random.default_rng(scenario)
+    n_instruments = _core._cache_sizes()["L2"] // 2 // (8 * 16)
+    n_scenarios, n_accounts = 1003, 400
+    risk = rng.standard_normal((n_instruments, n_scenarios))
+    risk[7, scenario] = 1e300
+    unit = np.zeros(n_instruments, dtype=np.int32)
+    per = -(-n_instruments // n_accounts) + 1  # positions per account: more positions than instruments
+    start = np.arange(0, per * n_accounts + 1, per, dtype=np.int64)
+    instrument = rng.integers(8, n_instruments, per * n_accounts).astype(np.int32)
+    instrument[per * 31 + 2] = 7
+    quantity = rng.uniform(-1, 1, per * n_accounts)
+    quantity[per * 31 + 2] = 1e10
+    for target in TARGETS:
+        kernels.select_simd_target(target)
+        with pytest.raises(ValueError, match=rf"quantity\[{per * 31 + 2}\]") as err:
+            kernels.net(risk, unit, 1, start, instrument, quantity)
+        assert (err.value.field, err.value.row) == ("quantity", per * 31 + 2), target

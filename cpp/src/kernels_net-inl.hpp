@@ -45,6 +45,7 @@ struct NetArgs {
     std::int64_t k_last;  // the last position of the thread's accounts (prefetch bound)
     std::size_t row;      // n_units * n_scenarios: one account's output
     bool stream;          // non-temporal stores for the output (see net_accounts)
+    const std::int32_t* offset;  // packed, one unit: instrument[k] * stride from the first position on
 };
 
 // Account a, scenarios [s0, s0 + NP * lanes of P): P is a SIMD packet or a plain double (the last
@@ -114,6 +115,53 @@ NetBlockFn pick_block(std::size_t packets, bool one_unit, std::index_sequence<NP
     return packets <= sizeof...(NP) ? (one_unit ? one_unit_table : table)[packets] : nullptr;
 }
 
+// The packets of a packed tile of a book of one risk unit (the common case) that make one register
+// block: every account in one loop, each position's slice found by its premultiplied offset
+// (net_offsets). net_block's per-account work -- a call, the unit look-up, the tag, the index
+// multiply -- is then gone, which counts when the tile is narrow (many instruments or a small L2:
+// a few packets per position; docs/netting-kernel.md). Same sums in the same order as net_block.
+// Returns the first account whose sums overflowed, or kNone.
+template <std::size_t NP>
+std::size_t net_sweep(const NetArgs& g, std::size_t begin, std::size_t end, std::size_t s0) {
+    namespace ei = Eigen::internal;
+    const auto* start = g.p.account_start;
+    const auto k0 = start[begin];  // g.offset[0] is position k0's
+    const double* slices = g.slices + (s0 - g.first);
+    std::size_t first_bad = kNone;
+    for (std::size_t a = begin; a < end; ++a) {
+        const auto k_end = start[a + 1];
+        if (start[a] == k_end) continue;  // zero_empty_rows wrote it
+        Packet acc[NP];
+        for (auto& v : acc) v = ei::pset1<Packet>(0.0);
+        for (auto k = start[a]; k < k_end; ++k) {
+            const double* src = slices + g.offset[k - k0];
+            const Packet q = ei::pset1<Packet>(g.p.quantity[k]);
+            for (std::size_t j = 0; j < NP; ++j)
+                acc[j] = ei::padd(acc[j], ei::pmul(q, ei::ploadu<Packet>(src + j * kLanes)));
+        }
+        double* dst = g.pnl + a * g.row + s0;
+        const bool stream = g.stream && reinterpret_cast<std::uintptr_t>(dst) % sizeof(Packet) == 0;
+        Packet nan_if_not_finite = ei::pset1<Packet>(0.0);  // x - x: 0 for finite x, else NaN
+        for (std::size_t j = 0; j < NP; ++j) {
+            if (stream)
+                store_stream(dst + j * kLanes, acc[j]);
+            else
+                ei::pstoreu(dst + j * kLanes, acc[j]);
+            nan_if_not_finite = ei::padd(nan_if_not_finite, ei::psub(acc[j], acc[j]));
+        }
+        if (!all_finite(nan_if_not_finite) && a < first_bad) first_bad = a;
+    }
+    return first_bad;
+}
+
+using NetSweepFn = std::size_t (*)(const NetArgs&, std::size_t, std::size_t, std::size_t);
+
+template <std::size_t... NP>
+NetSweepFn pick_sweep(std::size_t packets, std::index_sequence<NP...>) {
+    static constexpr NetSweepFn table[] = {nullptr, &net_sweep<NP + 1>...};  // by packet count
+    return packets <= sizeof...(NP) ? table[packets] : nullptr;
+}
+
 // The scenario tile: the largest whole number of register blocks whose R slice (every instrument)
 // fits half the L2 (the other half for positions, output lines and the prefetched slices), at most
 // every scenario. When not even one block fits (many instruments, or a small L2), the most whole SIMD
@@ -154,11 +202,23 @@ void zero_empty_rows(const RiskArraysView& r, const PositionsView& p, std::size_
 // The packed tile's row stride: whole cache lines, so that every slice starts on a line.
 std::size_t packed_stride(std::size_t tile) { return (tile + 7) / 8 * 8; }
 
-// Copies R[:, t0:t1) into `packed` (one slice per instrument, packed_stride apart).
-void pack_tile(const RiskArraysView& r, std::size_t t0, std::size_t t1, double* packed) {
-    const std::size_t stride = packed_stride(t1 - t0);
+// Copies R[:, t0:t1) into `packed` (one slice per instrument, `stride` apart).
+void pack_tile(const RiskArraysView& r, std::size_t t0, std::size_t t1, std::size_t stride, double* packed) {
     for (std::size_t i = 0; i < r.n_instruments; ++i)
         std::memcpy(packed + i * stride, r.risk + i * r.n_scenarios + t0, (t1 - t0) * sizeof(double));
+}
+
+// net_sweep's offsets: where each position of accounts [begin, end) finds its instrument's slice
+// in a packed tile of `stride` (int32: a packed tile fits in half the L2).
+std::vector<std::int32_t> net_offsets(const PositionsView& p, std::size_t begin, std::size_t end,
+                                      std::size_t stride) {
+    const auto k0 = p.account_start[begin];
+    const auto n = static_cast<std::size_t>(p.account_start[end] - k0);
+    std::vector<std::int32_t> offset(n);
+    const std::int32_t* instrument = p.instrument + k0;
+    for (std::size_t k = 0; k < n; ++k)
+        offset[k] = static_cast<std::int32_t>(static_cast<std::size_t>(instrument[k]) * stride);
+    return offset;
 }
 
 std::size_t net_accounts(const RiskArraysView& r, const PositionsView& p, std::size_t begin,
@@ -174,9 +234,13 @@ std::size_t net_accounts(const RiskArraysView& r, const PositionsView& p, std::s
     // register block of every instrument is too big) and the positions read each slice about once
     // or more; otherwise the slices are read in place.
     const auto positions = static_cast<std::size_t>(p.account_start[end] - p.account_start[begin]);
-    const bool pack = r.n_instruments * packed_stride(tile) * sizeof(double) <= cache_sizes().l2 / 2 &&
-                      positions >= r.n_instruments && tile < ns;
-    const Buffer packed = make_buffer(pack ? r.n_instruments * packed_stride(tile) : 0);
+    const std::size_t stride = packed_stride(tile);
+    const bool pack = r.n_instruments * stride * sizeof(double) <= cache_sizes().l2 / 2 &&
+                      r.n_instruments * stride <= INT32_MAX && positions >= r.n_instruments && tile < ns;
+    const Buffer packed = make_buffer(pack ? r.n_instruments * stride : 0);
+    const bool one_unit = r.n_units == 1;
+    const auto offset =
+        pack && one_unit ? net_offsets(p, begin, end, stride) : std::vector<std::int32_t>{};
     // The output streams past the caches when it cannot stay in L2 beside the risk tile anyway
     // (faster on bench/bench_net.py's large book: no read-for-ownership, the tile stays in L2); a
     // small output stays cached for the reduction that reads it next.
@@ -185,16 +249,24 @@ std::size_t net_accounts(const RiskArraysView& r, const PositionsView& p, std::s
     std::int64_t tag = 0;
     for (std::size_t t0 = 0; t0 < ns; t0 += tile) {
         const std::size_t t1 = std::min(ns, t0 + tile);
-        if (pack) pack_tile(r, t0, t1, packed.get());
-        const NetArgs g{r, p, pack ? packed.get() : r.risk, pack ? packed_stride(t1 - t0) : ns,
-                        pack ? t0 : 0, pnl, mark.data(), p.account_start[end] - 1, row, stream};
+        if (pack) pack_tile(r, t0, t1, stride, packed.get());
+        const NetArgs g{r, p, pack ? packed.get() : r.risk, pack ? stride : ns, pack ? t0 : 0, pnl,
+                        mark.data(), p.account_start[end] - 1, row, stream, offset.data()};
         const std::size_t packets_end = t1 - (t1 == ns ? ns % kLanes : 0);
-        const std::size_t full_end = t0 + (packets_end - t0) / kNetBlock * kNetBlock;
-        const bool one_unit = r.n_units == 1;
-        const NetBlockFn rest_packets = pick_block<Packet>((packets_end - full_end) / kLanes, one_unit,
-                                                           std::make_index_sequence<kNetPackets - 1>{});
+        // A narrow packed one-unit tile (its packets less than one full block): swept (net_sweep).
+        const NetSweepFn sweep =
+            pack && one_unit && packets_end - t0 < kNetBlock
+                ? pick_sweep((packets_end - t0) / kLanes, std::make_index_sequence<kNetPackets - 1>{})
+                : nullptr;
+        if (sweep) first_bad = std::min(first_bad, sweep(g, begin, end, t0));
+        const std::size_t full_end = sweep ? t0 : t0 + (packets_end - t0) / kNetBlock * kNetBlock;
+        const NetBlockFn rest_packets =
+            sweep ? nullptr
+                  : pick_block<Packet>((packets_end - full_end) / kLanes, one_unit,
+                                       std::make_index_sequence<kNetPackets - 1>{});
         const NetBlockFn rest_scalars =
             pick_block<double>(t1 - packets_end, one_unit, std::make_index_sequence<kLanes - 1>{});
+        if (!rest_packets && !rest_scalars && full_end == t0) continue;
         for (std::size_t a = begin; a < end; ++a) {
             bool finite = true;
             for (std::size_t s0 = t0; s0 < full_end; s0 += kNetBlock)
