@@ -8,7 +8,8 @@
 // kNetPackets SIMD packets of scenarios) in turn, its few positions staying in L1 across them. For
 // one register block, every position's product is added into accumulators held in registers
 // (explicit packets: the compiler will not keep an Eigen array in registers across the loop), and
-// each account's output block is written once per run of positions in one risk unit.
+// each account's output block is written once per run of positions in one risk unit. A packed tile
+// narrower than one block, of a book of one risk unit, is swept over all accounts at once (net_sweep).
 //
 // The tile is first copied into a contiguous buffer (pack_tile), one instrument after another.
 // Read in place, the slices lie one row of R apart; when that stride is a multiple of 4 KiB (1,024
