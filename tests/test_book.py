@@ -18,11 +18,12 @@ from hypothesis import strategies as st
 
 from book_checks import assert_book_matches, close
 from marginkernel import book as book_module
-from marginkernel import demo
+from marginkernel import demo, reference
 from marginkernel.account import ModelBook, UnknownIdError, account_book
 from marginkernel.engine import Engine
 from marginkernel.market import Market
 from marginkernel.model import MarginModel, load_model
+from tail_cases import order_dependent_case
 
 INST, MARKET, POSITIONS = demo.demo_inputs()
 IDS = list(INST.ids)
@@ -146,6 +147,36 @@ def test_var_es_models_equal_engine(k, weighted):
     engine = _tail_engine(k, weighted)
     book = account_book(engine, POSITIONS, collateral=COLLATERAL)
     assert_book_matches(book, engine, POSITIONS, COLLATERAL)
+
+
+def test_weighted_var_where_the_probability_total_depends_on_the_order():
+    """NumPy divides the cumulative probability by the total summed in sorted order; here it and the
+    total summed in scenario order differ by ulps, and the level lies between the two quotients
+    (tests/tail_cases.py). The book takes NumPy's scenario, as the engine does; normalised by the
+    scenario-order total it took the next worse one."""
+    engine = Engine(INST, MARKET, _model(measure="var", confidence=0.5))
+    sc = engine.scenario_set
+    n = sc.n_scenarios
+    probability, confidence = order_dependent_case(n)
+    rise = np.concatenate([[1.01, 1.02], 1.02 + 0.01 * np.arange(1, n - 1)])  # short futures lose most last
+    scenarios = replace(
+        sc,
+        price_multiplier=np.tile(rise, (sc.price_multiplier.shape[0], 1)),
+        vol_shift=np.zeros_like(sc.vol_shift),
+        weight=np.ones_like(sc.weight),
+        options_only=np.zeros(n, dtype=bool),
+        probability=probability,
+    )
+    engine = Engine(INST, MARKET, replace(engine.model, confidence=confidence), scenarios=scenarios)
+    frame = pd.DataFrame({"account": ["short"], "instrument": ["BTC-27DEC26"], "quantity": [-10_000.0]})
+    x = engine.pnl(engine.book(frame))[0, 0]  # BTC
+    assert list(np.argsort(x, kind="stable")) == [*range(n - 1, 1, -1), 1, 0]
+    var, _ = reference.value_at_risk(x[None], confidence, probability)
+    assert var[0] == -x[0] > 0  # scenario 0, not scenario 1 (-x[1] is about twice as large)
+    book = account_book(engine, frame)
+    scan_risk = book.result(book.account_id("short"))["scan_risk"]  # USD
+    assert scan_risk == pytest.approx(var[0] * MARKET.fx_rate("BTC"), rel=1e-12)
+    assert_book_matches(book, engine, frame)
 
 
 @pytest.mark.parametrize("preset", ["hist-var99", "fhs-es975-apc"])

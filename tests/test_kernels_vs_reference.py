@@ -37,6 +37,7 @@ from marginkernel import kernels, reference
 from marginkernel.testing import invariants as inv
 from marginkernel.testing import simd_targets, using_simd_target
 from marginkernel.testing import strategies as mks
+from tail_cases import order_dependent_case
 
 TARGETS = simd_targets()
 #: MK_HYPOTHESIS_SCALE=30 multiplies every example count (the tolerances below were measured so)
@@ -360,6 +361,31 @@ def test_value_at_risk_equal_probabilities_match_unweighted(target):
     ordered = np.sort(pnl, axis=1)
     np.testing.assert_array_equal(v, -ordered[:, 99])
     np.testing.assert_allclose(e, -ordered[:, :100].mean(axis=1), rtol=1e-13)
+
+
+# The weighted quantile orders only the lowest values, bracketing the sorted-order total that NumPy
+# divides by (cpp/src/reduce.cpp weighted_quantile); where the bracket cannot decide, it sorts every
+# value. Both must give NumPy's scenario: probabilities whose total depends on the summing order, at
+# a level between the two quotients (tests/tail_cases.py), and equal probabilities over 5,000
+# scenarios at levels of k / n (within the bracket's width of a cumulative probability).
+@pytest.mark.parametrize("target", TARGETS)
+def test_value_at_risk_weighted_where_the_order_of_summing_matters(target):
+    n = 35
+    pnl = -np.arange(1.0, n + 1.0)[None, :]  # sorts as n - 1, ..., 1, 0
+    probability, confidence = order_dependent_case(n)
+    want_var, want_es = reference.value_at_risk(pnl, confidence, probability)
+    assert want_var[0] == 1.0  # scenario 0; a scenario-order total would give 2.0
+    rng = np.random.default_rng(3)
+    wide = rng.standard_normal((4, 5000)) * 100
+    with using_simd_target(target):
+        var, es = kernels.value_at_risk(pnl, confidence, probability)
+        np.testing.assert_array_equal(var, want_var)
+        np.testing.assert_allclose(es, want_es, rtol=1e-15)
+        equal = np.ones(5000)
+        for c in (0.99, 0.9, 0.5):
+            got = kernels.value_at_risk(wide, c, equal)[0]
+            np.testing.assert_array_equal(got, reference.value_at_risk(wide, c, equal)[0])
+            np.testing.assert_array_equal(got, kernels.value_at_risk(wide, c)[0])
 
 
 # 1 - confidence in binary is a rounding error above the intended level for 0.95, 0.975, 0.99,

@@ -265,7 +265,6 @@ struct ModelBook::Impl {
     double scan_one(const double* p, const double* r, double q, std::int32_t* worst) const noexcept;
     double measure_one(const double* p, const double* r, double q, std::int32_t* worst) const;
     double tail(TailScratch& t, std::int32_t* worst) const;
-    double weighted_quantile(TailScratch& t) const;
     template <class C>
     double multi_scan(const C* ch, int nch, std::int64_t key, std::int32_t* worst) const;
     template <class C>

@@ -46,34 +46,13 @@ inline double ModelBook::Impl::tail(TailScratch& t, std::int32_t* worst) const {
             if (j[s] <= q) sum += j[s], ++count;
         es = -sum / static_cast<double>(count);
     } else {
-        q = weighted_quantile(t);
+        q = weighted_quantile(j, ns, probability.data(), probability_total, level, t.order.data());
         double sum = 0.0, mass = 0.0;
         for (std::size_t s = 0; s < ns; ++s)
             if (j[s] <= q) sum += probability[s] * j[s], mass += probability[s];
         es = -sum / mass;
     }
     return std::max(0.0, model.measure == Measure::var ? -q : es);
-}
-
-// NumPy's weighted inverted_cdf: the first scenario, in the order of (P&L, index), whose
-// cumulative probability / total reaches the level. Only the m lowest scenarios are ordered
-// (nth_element, then sort), m doubling until their mass reaches the level: O(S + m log m).
-inline double ModelBook::Impl::weighted_quantile(TailScratch& t) const {
-    const double* j = t.joint.data();
-    auto* order = t.order.data();
-    for (std::size_t s = 0; s < ns; ++s) order[s] = static_cast<std::int32_t>(s);
-    const auto before = [j](std::int32_t a, std::int32_t b) { return j[a] < j[b] || (j[a] == j[b] && a < b); };
-    std::size_t m = std::min(ns, static_cast<std::size_t>(2.0 * level * static_cast<double>(ns)) + 16);
-    for (;;) {
-        std::nth_element(order, order + (m - 1), order + ns, before);
-        std::sort(order, order + m, before);
-        double run = 0.0;
-        for (std::size_t k = 0; k < m; ++k) {
-            run += probability[static_cast<std::size_t>(order[k])];
-            if (run / probability_total >= level || k + 1 == ns) return j[order[k]];
-        }
-        m = std::min(ns, 2 * m);
-    }
 }
 
 // The measure of a node of several children (currency or account netting; account netting

@@ -2,7 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,49 @@ double detail::kth_by_partition(const double* p, std::size_t n, std::size_t k, d
     return scratch[k];
 }
 
+// The sorted-order total NumPy divides by is not known without sorting every value, but any two
+// orders' sums of n non-negative numbers differ by at most (n - 1) eps of either (Higham, Accuracy
+// and Stability, 4.2), so it lies in [lo, hi] = total (1 -/+ delta). A larger total can only move
+// the crossing later (each cumulative / total falls), so when the crossings at lo and at hi are the
+// same position it is NumPy's; only the m lowest values, m doubled until hi's crossing is among
+// them, are ordered: O(n + m log m). Otherwise (a cumulative within delta of the level: equal
+// probabilities at a level of k / n, over more than about 1,100 scenarios) every value is sorted
+// and the total summed in sorted order.
+double detail::weighted_quantile(const double* x, std::size_t n, const double* probability, double total,
+                                 double level, std::int32_t* order) {
+    for (std::size_t s = 0; s < n; ++s) order[s] = static_cast<std::int32_t>(s);
+    const auto before = [x](std::int32_t a, std::int32_t b) { return x[a] < x[b] || (x[a] == x[b] && a < b); };
+    const double nd = static_cast<double>(n);
+    const double delta = nd * std::numeric_limits<double>::epsilon() * (1.0 + 2.0 * nd * 1e-16) + 1e-15;
+    const double lo = total * (1.0 - delta), hi = total * (1.0 + delta);
+    constexpr std::size_t kNotYet = static_cast<std::size_t>(-1);
+    for (std::size_t m = std::min(n, static_cast<std::size_t>(2.0 * level * nd) + 16);; m = std::min(n, 2 * m)) {
+        std::nth_element(order, order + (m - 1), order + n, before);
+        std::sort(order, order + m, before);
+        double run = 0.0;
+        std::size_t at_lo = kNotYet;
+        for (std::size_t k = 0; k < m; ++k) {
+            run += probability[order[k]];
+            if (at_lo == kNotYet && run / lo >= level) at_lo = k;
+            if (run / hi >= level) {
+                if (at_lo == k) return x[order[k]];
+                m = n;  // the crossings differ: the exact total decides
+                break;
+            }
+        }
+        if (m < n) continue;
+        if (at_lo == kNotYet) return x[order[n - 1]];  // neither crosses: the last, as NumPy
+        break;
+    }
+    std::sort(order, order + n, before);
+    double sorted_total = 0.0;
+    for (std::size_t k = 0; k < n; ++k) sorted_total += probability[order[k]];
+    double run = 0.0;
+    for (std::size_t k = 0; k + 1 < n; ++k)
+        if ((run += probability[order[k]]) / sorted_total >= level) return x[order[k]];
+    return x[order[n - 1]];
+}
+
 void validate_worst_loss(const double* pnl, std::size_t rows, std::size_t ns, const double* weight,
                          std::size_t weight_rows, double gain_factor) {
     require_pnl(pnl, rows, ns);
@@ -81,6 +125,8 @@ void validate_tail_arguments(const double* pnl, std::size_t rows, std::size_t ns
     if (!(confidence > 0.0 && confidence < 1.0))
         throw InvalidInput("confidence", -1, "must be in (0, 1), got " + show(confidence));
     if (!probability) return;
+    if (ns > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
+        throw InvalidInput("probability", -1, "more than 2**31 - 1 scenarios");
     double total = 0.0;
     for (std::size_t s = 0; s < ns; ++s) {
         require_non_negative("probability", static_cast<long long>(s), probability[s]);
@@ -96,18 +142,11 @@ void validate_tail_arguments(const double* pnl, std::size_t rows, std::size_t ns
                            std::string(weighted ? " times its probability" : "") + " is out of range");
 }
 
-// NumPy's weighted inverted_cdf for one row: the first sorted index whose normalised cumulative
-// probability reaches the level; the ES sums run in scenario order.
-void weighted_tail(const double* p, std::size_t ns, const double* probability, double level,
-                   std::vector<std::size_t>& order, std::vector<double>& cdf, double* var, double* es) {
-    std::iota(order.begin(), order.end(), std::size_t{0});
-    std::stable_sort(order.begin(), order.end(), [p](std::size_t a, std::size_t b) { return p[a] < p[b]; });
-    double run = 0.0;
-    for (std::size_t k = 0; k < ns; ++k) cdf[k] = run += probability[order[k]];
-    for (auto& c : cdf) c /= run;
-    std::size_t k = 0;
-    while (k + 1 < ns && cdf[k] < level) ++k;
-    const double q = p[order[k]];
+// VaR and ES of one row with scenario probabilities (weighted_quantile); the ES sums run in scenario
+// order.
+void weighted_tail(const double* p, std::size_t ns, const double* probability, double total, double level,
+                   std::int32_t* order, double* var, double* es) {
+    const double q = weighted_quantile(p, ns, probability, total, level, order);
     double sum = 0.0, mass = 0.0;
     for (std::size_t s = 0; s < ns; ++s)
         if (p[s] <= q) sum += probability[s] * p[s], mass += probability[s];
@@ -138,10 +177,11 @@ void value_at_risk(const double* pnl, std::size_t rows, std::size_t ns, const do
         es_overflow(bad, false);
     }
     for (std::size_t r = 0; r < rows; ++r) require_finite_row("pnl", static_cast<long long>(r), pnl + r * ns, ns);
-    std::vector<std::size_t> order(ns);
-    std::vector<double> cdf(ns);
+    double total = 0.0;
+    for (std::size_t s = 0; s < ns; ++s) total += probability[s];
+    std::vector<std::int32_t> order(ns);
     for (std::size_t r = 0; r < rows; ++r) {
-        weighted_tail(pnl + r * ns, ns, probability, level, order, cdf, var + r, es + r);
+        weighted_tail(pnl + r * ns, ns, probability, total, level, order.data(), var + r, es + r);
         if (!std::isfinite(es[r])) es_overflow(r, true);
     }
 }
