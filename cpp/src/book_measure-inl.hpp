@@ -46,7 +46,8 @@ inline double ModelBook::Impl::tail(TailScratch& t, std::int32_t* worst) const {
             if (j[s] <= q) sum += j[s], ++count;
         es = -sum / static_cast<double>(count);
     } else {
-        q = weighted_quantile(j, ns, probability.data(), probability_total, level, t.order.data());
+        q = weighted_quantile(j, ns, probability.data(), probability_total, level, t.order.data(),
+                              t.work.data());
         double sum = 0.0, mass = 0.0;
         for (std::size_t s = 0; s < ns; ++s)
             if (j[s] <= q) sum += probability[s] * j[s], mass += probability[s];

@@ -55,38 +55,48 @@ double detail::kth_by_partition(const double* p, std::size_t n, std::size_t k, d
 
 // The sorted-order total NumPy divides by is not known without sorting every value, but any two
 // orders' sums of n non-negative numbers differ by at most (n - 1) eps of either (Higham, Accuracy
-// and Stability, 4.2), so it lies in [lo, hi] = total (1 -/+ delta). A larger total can only move
-// the crossing later (each cumulative / total falls), so when the crossings at lo and at hi are the
-// same position it is NumPy's; only the m lowest values, m doubled until hi's crossing is among
-// them, are ordered: O(n + m log m). Otherwise (a cumulative within delta of the level: equal
-// probabilities at a level of k / n, over more than about 1,100 scenarios) every value is sorted
-// and the total summed in sorted order.
+// and Stability of Numerical Algorithms, 4.2), so it lies in [lo, hi] = total (1 -/+ delta). A
+// larger total can only move the crossing later (each cumulative / total falls), so when the
+// crossings at lo and at hi are the same position it is NumPy's. Only the lowest values are ordered:
+// those at or below the m-th smallest (kth_smallest, O(n)), m doubled until hi's crossing is among
+// them: O(n + m log m). When the crossings differ (a cumulative within delta of the level: equal
+// probabilities at a level of k / n over more than about 1,100 scenarios) every value is sorted and
+// the total summed in sorted order.
 double detail::weighted_quantile(const double* x, std::size_t n, const double* probability, double total,
-                                 double level, std::int32_t* order) {
-    for (std::size_t s = 0; s < n; ++s) order[s] = static_cast<std::int32_t>(s);
-    const auto before = [x](std::int32_t a, std::int32_t b) { return x[a] < x[b] || (x[a] == x[b] && a < b); };
+                                 double level, std::int32_t* order, double* work) {
+    const auto before = [x](std::int32_t a, std::int32_t b) {
+        return x[a] < x[b] || (x[a] == x[b] && a < b);
+    };
     const double nd = static_cast<double>(n);
     const double delta = nd * std::numeric_limits<double>::epsilon() * (1.0 + 2.0 * nd * 1e-16) + 1e-15;
     const double lo = total * (1.0 - delta), hi = total * (1.0 + delta);
     constexpr std::size_t kNotYet = static_cast<std::size_t>(-1);
-    for (std::size_t m = std::min(n, static_cast<std::size_t>(2.0 * level * nd) + 16);; m = std::min(n, 2 * m)) {
-        std::nth_element(order, order + (m - 1), order + n, before);
-        std::sort(order, order + m, before);
+    const std::size_t first_m = std::min(n, static_cast<std::size_t>(2.0 * level * nd) + 16);
+    for (std::size_t m = first_m;; m = std::min(n, 2 * m)) {
+        // the values at or below the m-th smallest: the first c of the sorted order
+        std::size_t c = 0;
+        constexpr double kAll = std::numeric_limits<double>::infinity();
+        const double below = m < n ? kth_smallest(x, n, m - 1, work) : kAll;
+        for (std::size_t s = 0; s < n; ++s)
+            if (x[s] <= below) order[c++] = static_cast<std::int32_t>(s);
+        std::sort(order, order + c, before);
         double run = 0.0;
         std::size_t at_lo = kNotYet;
-        for (std::size_t k = 0; k < m; ++k) {
+        for (std::size_t k = 0; k < c; ++k) {
             run += probability[order[k]];
             if (at_lo == kNotYet && run / lo >= level) at_lo = k;
             if (run / hi >= level) {
                 if (at_lo == k) return x[order[k]];
-                m = n;  // the crossings differ: the exact total decides
+                c = n;  // the crossings differ: the total in sorted order decides
+                at_lo = 0;
                 break;
             }
         }
-        if (m < n) continue;
+        if (c < n) continue;
         if (at_lo == kNotYet) return x[order[n - 1]];  // neither crosses: the last, as NumPy
         break;
     }
+    for (std::size_t s = 0; s < n; ++s) order[s] = static_cast<std::int32_t>(s);
     std::sort(order, order + n, before);
     double sorted_total = 0.0;
     for (std::size_t k = 0; k < n; ++k) sorted_total += probability[order[k]];
@@ -145,8 +155,8 @@ void validate_tail_arguments(const double* pnl, std::size_t rows, std::size_t ns
 // VaR and ES of one row with scenario probabilities (weighted_quantile); the ES sums run in scenario
 // order.
 void weighted_tail(const double* p, std::size_t ns, const double* probability, double total, double level,
-                   std::int32_t* order, double* var, double* es) {
-    const double q = weighted_quantile(p, ns, probability, total, level, order);
+                   std::int32_t* order, double* work, double* var, double* es) {
+    const double q = weighted_quantile(p, ns, probability, total, level, order, work);
     double sum = 0.0, mass = 0.0;
     for (std::size_t s = 0; s < ns; ++s)
         if (p[s] <= q) sum += probability[s] * p[s], mass += probability[s];
@@ -180,8 +190,10 @@ void value_at_risk(const double* pnl, std::size_t rows, std::size_t ns, const do
     double total = 0.0;
     for (std::size_t s = 0; s < ns; ++s) total += probability[s];
     std::vector<std::int32_t> order(ns);
+    std::vector<double> work(2 * ns);
     for (std::size_t r = 0; r < rows; ++r) {
-        weighted_tail(pnl + r * ns, ns, probability, total, level, order.data(), var + r, es + r);
+        weighted_tail(pnl + r * ns, ns, probability, total, level, order.data(), work.data(), var + r,
+                      es + r);
         if (!std::isfinite(es[r])) es_overflow(r, true);
     }
 }

@@ -19,10 +19,10 @@ double kth_by_partition(const double* p, std::size_t n, std::size_t k, double* w
 // NumPy's weighted inverted_cdf quantile of x[0, n) (np.quantile(x, level, method="inverted_cdf",
 // weights=probability)): in the order of (x, index), the first value whose cumulative probability
 // divided by the total -- both summed in that order -- reaches `level`; the last if none does.
-// `total` is the probabilities' sum in any order (> 0); `order` is scratch of n indices.
-// Defined in reduce.cpp (see weighted_quantile there for how it avoids sorting every value).
+// `total` is the probabilities' sum in any order (> 0); `order` is scratch of n indices, `work` of
+// 2n values. Defined in reduce.cpp (see there for how it avoids sorting every value).
 double weighted_quantile(const double* x, std::size_t n, const double* probability, double total, double level,
-                         std::int32_t* order);
+                         std::int32_t* order, double* work);
 
 namespace {
 
