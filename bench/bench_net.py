@@ -7,11 +7,17 @@
 Records bench/results/net.json; other scenario or instrument counts go to net_<scenarios>.json and
 net_i<instruments>.json (1,024 scenarios put the rows of R 4 KiB apart, which packing the tiles is
 for; 8,000 instruments make a tile narrower than a register block, as 2,000 do on a 512 KiB L2).
+
+    MARGINKERNEL_L2_BYTES=524288 python bench/bench_net.py
+
+runs the tiles a 512 KiB L2 gives (AMD EPYC's; 16 scenarios over 2,000 instruments) on this machine's
+caches, and records net_l2_<bytes>.json: the tile a small-L2 machine nets with, not its speed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 import numpy as np
 import scipy.sparse as sp
@@ -158,6 +164,7 @@ def main() -> None:
         kernels.select_simd_target(original)
     name = "net" + ("" if args.scenarios == 1000 else f"_{args.scenarios}")
     name += "" if args.instruments == 2000 else f"_i{args.instruments}"
+    name += f"_l2_{os.environ['MARGINKERNEL_L2_BYTES']}" if "MARGINKERNEL_L2_BYTES" in os.environ else ""
     path = record(
         name,
         {

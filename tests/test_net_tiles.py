@@ -9,7 +9,12 @@ position order, each product rounded before it is added -- on every target and t
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,3 +142,39 @@ def test_net_overflow_in_a_swept_tile_is_an_error_on_every_target(each_target: N
         with pytest.raises(ValueError, match=rf"quantity\[{per * 31 + 2}\]") as err:
             kernels.net(risk, unit, 1, start, instrument, quantity)
         assert (err.value.field, err.value.row) == ("quantity", per * 31 + 2), target
+
+
+# MARGINKERNEL_L2_BYTES replaces the L2 the tiles are sized to (cpp/src/cache_info.cpp): 512 KiB
+# makes 2,000 instruments a swept tile of 16 scenarios on any machine, with the same bits; a value
+# that is not whole bytes in [64 KiB, 64 MiB] is ignored.
+@pytest.mark.parametrize(
+    ("value", "taken"), [("524288", True), ("1k", False), ("-1", False), ("4096", False), ("134217728", False)]
+)
+def test_l2_override_changes_the_tile_not_the_result(value: str, taken: bool) -> None:
+    code = """
+import numpy as np
+from marginkernel import _core, kernels
+rng = np.random.default_rng(5)
+risk = rng.standard_normal((2000, 1003))
+start = np.arange(0, 4001, 4, dtype=np.int64)
+instrument = rng.integers(0, 2000, 4000).astype(np.int32)
+quantity = rng.uniform(-100, 100, 4000)
+pnl = kernels.net(risk, np.zeros(2000, np.int32), 1, start, instrument, quantity)
+np.save("pnl.npy", pnl)
+print(_core._cache_sizes()["L2"])
+"""
+    runs = {}
+    for env in ("default", "override"):
+        environ = {k: v for k, v in os.environ.items() if k != "MARGINKERNEL_L2_BYTES"}
+        package_root = str(Path(kernels.__file__).resolve().parents[1])  # the marginkernel under test
+        environ["PYTHONPATH"] = os.pathsep.join([package_root, environ.get("PYTHONPATH", "")])
+        if env == "override":
+            environ["MARGINKERNEL_L2_BYTES"] = value
+        with tempfile.TemporaryDirectory() as tmp:
+            out = subprocess.run(
+                [sys.executable, "-c", code], check=False, env=environ, cwd=tmp, capture_output=True, text=True
+            )
+            assert out.returncode == 0, out.stderr
+            runs[env] = (int(out.stdout), np.load(Path(tmp) / "pnl.npy"))
+    assert runs["override"][0] == (int(value) if taken else runs["default"][0])
+    np.testing.assert_array_equal(runs["override"][1], runs["default"][1])

@@ -63,6 +63,18 @@ void read_sysconf([[maybe_unused]] CacheSizes& c) {
 #endif
 }
 
+// MARGINKERNEL_L2_BYTES: the L2 size to tile to instead of this CPU's, to run here the tiles a
+// machine with that L2 would choose (bench/bench_net.py: a 512 KiB L2 as on AMD EPYC). Whole bytes
+// in [64 KiB, 64 MiB], else ignored.
+std::size_t l2_override() {
+    const char* text = std::getenv("MARGINKERNEL_L2_BYTES");
+    if (text == nullptr || *text < '0' || *text > '9') return 0;
+    char* end = nullptr;
+    const unsigned long long bytes = std::strtoull(text, &end, 10);
+    if (*end != '\0' || bytes < (1ull << 16) || bytes > (1ull << 26)) return 0;
+    return static_cast<std::size_t>(bytes);
+}
+
 CacheSizes detect() noexcept {
     CacheSizes c;
     try {
@@ -70,6 +82,7 @@ CacheSizes detect() noexcept {
     } catch (...) {  // an allocation failure reading a file: use what sysconf or the fallback says
     }
     read_sysconf(c);
+    if (const std::size_t l2 = l2_override()) c.l2 = l2;
     if (c.l1 < 1024) c.l1 = kFallbackL1;
     if (c.l2 < c.l1) c.l2 = c.l1 > kFallbackL2 ? c.l1 : kFallbackL2;
     if (c.l3 < c.l2) c.l3 = c.l2 > kFallbackL3 ? c.l2 : kFallbackL3;

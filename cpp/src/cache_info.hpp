@@ -15,8 +15,10 @@ struct CacheSizes {
 // Read once (thread-safe) from Linux sysfs (/sys/devices/system/cpu/cpu0/cache/index*/), else from
 // sysconf(_SC_LEVEL1_DCACHE_SIZE, ...) where the C library provides it; a level neither reports
 // (or reports as 0 or absurd) takes the fallback 32 KiB L1 / 1 MiB L2 / 8 MiB L3, sizes common to
-// x86-64 and AArch64 server cores, raised so that L1 <= L2 <= L3. A wrong guess costs speed, never
-// a result: no kernel's result depends on its tile.
+// x86-64 and AArch64 server cores, raised so that L1 <= L2 <= L3. The environment variable
+// MARGINKERNEL_L2_BYTES, when set to a whole number of bytes in [64 KiB, 64 MiB], replaces the L2
+// (to run the tiles of another machine). A wrong guess costs speed, never a result: no kernel's
+// result depends on its tile.
 const CacheSizes& cache_sizes() noexcept;
 
 }  // namespace marginkernel::detail
