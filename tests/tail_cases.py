@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from marginkernel.reference import LEVEL_RTOL
+
 
 def level(confidence: float) -> float:
-    """The quantile level at `confidence` (cpp/src/select.hpp tail_level, reference.LEVEL_RTOL)."""
-    return (1.0 - confidence) * (1.0 - 1e-12)
+    """The quantile level at `confidence` (cpp/src/select.hpp tail_level)."""
+    return (1.0 - confidence) * (1.0 - LEVEL_RTOL)
 
 
 def order_dependent_case(n: int) -> tuple[np.ndarray, float]:

@@ -49,6 +49,25 @@ struct NetArgs {
     const std::int32_t* offset;  // packed, one unit: instrument[k] * stride from the first position on
 };
 
+// Writes a register block's NP packets of P to dst (past the caches when `stream` and dst is
+// aligned for it) and returns whether all are finite: the sum of x - x over the packets is 0 when
+// every x is finite, NaN otherwise (one test per block rather than one per packet).
+template <class P, std::size_t NP>
+bool store_block(double* dst, const P (&acc)[NP], bool stream) {
+    namespace ei = Eigen::internal;
+    constexpr std::size_t lanes = sizeof(P) / sizeof(double);
+    stream = stream && reinterpret_cast<std::uintptr_t>(dst) % sizeof(P) == 0;
+    P nan_if_not_finite = ei::pset1<P>(0.0);
+    for (std::size_t j = 0; j < NP; ++j) {
+        if (stream)
+            store_stream(dst + j * lanes, acc[j]);
+        else
+            ei::pstoreu(dst + j * lanes, acc[j]);
+        nan_if_not_finite = ei::padd(nan_if_not_finite, ei::psub(acc[j], acc[j]));
+    }
+    return all_finite(nan_if_not_finite);
+}
+
 // Account a, scenarios [s0, s0 + NP * lanes of P): P is a SIMD packet or a plain double (the last
 // ns % kLanes scenarios). Returns whether every sum stayed finite. OneUnit (a book of one risk
 // unit, the common case) drops the per-position look-up of the next position's unit: an account's
@@ -92,16 +111,7 @@ bool net_block(const NetArgs& g, std::size_t a, std::size_t s0, std::int64_t tag
                 }
             }
         }
-        const bool stream = g.stream && reinterpret_cast<std::uintptr_t>(dst) % sizeof(P) == 0;
-        P nan_if_not_finite = ei::pset1<P>(0.0);  // x - x is 0 for finite x, NaN for inf and NaN
-        for (std::size_t j = 0; j < NP; ++j) {
-            if (stream)
-                store_stream(dst + j * lanes, acc[j]);
-            else
-                ei::pstoreu(dst + j * lanes, acc[j]);
-            nan_if_not_finite = ei::padd(nan_if_not_finite, ei::psub(acc[j], acc[j]));
-        }
-        finite = finite && all_finite(nan_if_not_finite);
+        finite = store_block(dst, acc, g.stream) && finite;
         unit = next_unit;
     }
     return finite;
@@ -140,17 +150,7 @@ std::size_t net_sweep(const NetArgs& g, std::size_t begin, std::size_t end, std:
             for (std::size_t j = 0; j < NP; ++j)
                 acc[j] = ei::padd(acc[j], ei::pmul(q, ei::ploadu<Packet>(src + j * kLanes)));
         }
-        double* dst = g.pnl + a * g.row + s0;
-        const bool stream = g.stream && reinterpret_cast<std::uintptr_t>(dst) % sizeof(Packet) == 0;
-        Packet nan_if_not_finite = ei::pset1<Packet>(0.0);  // x - x: 0 for finite x, else NaN
-        for (std::size_t j = 0; j < NP; ++j) {
-            if (stream)
-                store_stream(dst + j * kLanes, acc[j]);
-            else
-                ei::pstoreu(dst + j * kLanes, acc[j]);
-            nan_if_not_finite = ei::padd(nan_if_not_finite, ei::psub(acc[j], acc[j]));
-        }
-        if (!all_finite(nan_if_not_finite) && a < first_bad) first_bad = a;
+        if (!store_block(g.pnl + a * g.row + s0, acc, g.stream) && a < first_bad) first_bad = a;
     }
     return first_bad;
 }
