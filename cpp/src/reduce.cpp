@@ -129,12 +129,13 @@ void worst_loss(const double* pnl, std::size_t rows, std::size_t ns, const doubl
 namespace {
 
 // The arguments of value_at_risk() other than the P&L rows.
-void validate_tail_arguments(const double* pnl, std::size_t rows, std::size_t ns, const double* probability,
-                             double confidence) {
+// Returns the probabilities' total, summed in scenario order (0 without probabilities).
+double validate_tail_arguments(const double* pnl, std::size_t rows, std::size_t ns, const double* probability,
+                               double confidence) {
     require_pnl(pnl, rows, ns);
     if (!(confidence > 0.0 && confidence < 1.0))
         throw InvalidInput("confidence", -1, "must be in (0, 1), got " + show(confidence));
-    if (!probability) return;
+    if (!probability) return 0.0;
     if (ns > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
         throw InvalidInput("probability", -1, "more than 2**31 - 1 scenarios");
     double total = 0.0;
@@ -144,6 +145,7 @@ void validate_tail_arguments(const double* pnl, std::size_t rows, std::size_t ns
     }
     if (!std::isfinite(total)) throw InvalidInput("probability", -1, "sum overflows (is not finite)");
     if (!(total > 0.0)) throw InvalidInput("probability", -1, "must not all be zero");
+    return total;
 }
 
 [[noreturn]] void es_overflow(std::size_t r, bool weighted) {
@@ -174,7 +176,7 @@ void validate_value_at_risk(const double* pnl, std::size_t rows, std::size_t ns,
 
 void value_at_risk(const double* pnl, std::size_t rows, std::size_t ns, const double* probability,
                    double confidence, double* var, double* es) {
-    validate_tail_arguments(pnl, rows, ns, probability, confidence);
+    const double total = validate_tail_arguments(pnl, rows, ns, probability, confidence);
     if (rows == 0) return;
     const double level = tail_level(confidence);
     if (!probability) {
@@ -187,8 +189,6 @@ void value_at_risk(const double* pnl, std::size_t rows, std::size_t ns, const do
         es_overflow(bad, false);
     }
     for (std::size_t r = 0; r < rows; ++r) require_finite_row("pnl", static_cast<long long>(r), pnl + r * ns, ns);
-    double total = 0.0;
-    for (std::size_t s = 0; s < ns; ++s) total += probability[s];
     std::vector<std::int32_t> order(ns);
     std::vector<double> work(2 * ns);
     for (std::size_t r = 0; r < rows; ++r) {
