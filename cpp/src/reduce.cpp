@@ -67,34 +67,33 @@ double detail::weighted_quantile(const double* x, std::size_t n, const double* p
     const auto before = [x](std::int32_t a, std::int32_t b) {
         return x[a] < x[b] || (x[a] == x[b] && a < b);
     };
-    const double nd = static_cast<double>(n);
-    const double delta = nd * std::numeric_limits<double>::epsilon() * (1.0 + 2.0 * nd * 1e-16) + 1e-15;
+    const double nd = static_cast<double>(n), eps = std::numeric_limits<double>::epsilon();
+    const double delta = nd * eps * (1.0 + nd * eps) + 4.0 * eps;  // + the rounding of lo and hi
     const double lo = total * (1.0 - delta), hi = total * (1.0 + delta);
-    constexpr std::size_t kNotYet = static_cast<std::size_t>(-1);
     const std::size_t first_m = std::min(n, static_cast<std::size_t>(2.0 * level * nd) + 16);
     for (std::size_t m = first_m;; m = std::min(n, 2 * m)) {
         // the values at or below the m-th smallest: the first c of the sorted order
-        std::size_t c = 0;
         constexpr double kAll = std::numeric_limits<double>::infinity();
         const double below = m < n ? kth_smallest(x, n, m - 1, work) : kAll;
+        std::size_t c = 0;
         for (std::size_t s = 0; s < n; ++s)
             if (x[s] <= below) order[c++] = static_cast<std::int32_t>(s);
         std::sort(order, order + c, before);
         double run = 0.0;
-        std::size_t at_lo = kNotYet;
-        for (std::size_t k = 0; k < c; ++k) {
+        std::size_t at_lo = kNone, k = 0;
+        for (; k < c; ++k) {
             run += probability[order[k]];
-            if (at_lo == kNotYet && run / lo >= level) at_lo = k;
-            if (run / hi >= level) {
-                if (at_lo == k) return x[order[k]];
-                c = n;  // the crossings differ: the total in sorted order decides
-                at_lo = 0;
-                break;
-            }
+            if (at_lo == kNone && run / lo >= level) at_lo = k;
+            if (run / hi >= level) break;
         }
-        if (c < n) continue;
-        if (at_lo == kNotYet) return x[order[n - 1]];  // neither crosses: the last, as NumPy
-        break;
+        if (k < c) {  // hi crosses at k: decided if lo does too, else the sorted-order total decides
+            if (at_lo == k) return x[order[k]];
+            break;
+        }
+        if (c == n) {  // hi never crosses: the last, as NumPy, unless lo crossed earlier
+            if (at_lo == kNone) return x[order[n - 1]];
+            break;
+        }
     }
     for (std::size_t s = 0; s < n; ++s) order[s] = static_cast<std::int32_t>(s);
     std::sort(order, order + n, before);
