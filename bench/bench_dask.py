@@ -5,7 +5,8 @@ bench/synthetic_book.py on deribit-pm. Accounts are integers and instruments a c
 (the lean in-memory form of a Parquet dictionary column). Printed, and recorded in
 bench/results/dask.json:
 
-* the single-process run (one ``Engine.margin`` call, the baseline) -- wall time;
+* the single-process runs (the baselines): one ``Engine.margin`` call, and
+  ``distributed.margin`` without a client (blocks of whole accounts, as the CLI runs) -- wall time;
 * for each cluster size (default 1 and 2 worker processes, one thread each): wall time of
   ``distributed.margin(engine, positions, client=client, pnl=False)`` including scattering the
   partitions, the peak resident memory of each worker (VmHWM), the speed-up over one worker
@@ -18,7 +19,6 @@ bench/results/dask.json:
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import resource
 import time
@@ -64,20 +64,34 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def same_result(result, single) -> bool:
+    import pandas as pd
+
+    try:
+        pd.testing.assert_frame_equal(result.accounts, single.accounts, check_exact=True)
+        pd.testing.assert_frame_equal(result.by_unit, single.by_unit, check_exact=True)
+    except AssertionError:
+        return False
+    return True
+
+
+def in_blocks(engine, positions, single) -> tuple[float, bool]:
+    """The same book in one process, in blocks of whole accounts (what the CLI runs): its arrays
+    stay small, which a whole-book Engine.margin call's do not."""
+    from marginkernel import distributed
+
+    t0 = time.perf_counter()
+    result = distributed.margin(engine, positions, pnl=False)
+    return time.perf_counter() - t0, same_result(result, single)
+
+
 def on_cluster(engine, positions, n_workers: int, partitions: int | None):
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     from marginkernel import distributed
 
     with (
-        LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-            memory_limit=0,
-        ) as cluster,
+        distributed.local_cluster(n_workers, memory_limit=0) as cluster,
         Client(cluster) as client,
     ):
         distributed.margin(engine, positions.iloc[:1000], client=client)  # workers import marginkernel
@@ -96,8 +110,6 @@ def main() -> None:
     ap.add_argument("--partitions", type=int, default=None, help="default: one per 250,000 positions")
     ap.add_argument("--skip-single", action="store_true", help="skip the single-process baseline")
     args = ap.parse_args()
-    import pandas as pd
-
     t0 = time.perf_counter()
     engine, positions = build(args.accounts, args.positions)
     print(
@@ -113,18 +125,14 @@ def main() -> None:
         payload["single_process_s"] = t_single
         payload["single_process_driver_peak_rss_mb"] = peak_rss_mb()
         print(f"  single process (Engine.margin): {t_single:7.2f} s  (driver peak RSS {peak_rss_mb():,.0f} MB)")
+        t_blocks, same_blocks = in_blocks(engine, positions, single)
+        payload["single_process_blocks_s"] = t_blocks
+        print(f"  single process in blocks (distributed.margin, no client): {t_blocks:7.2f} s, same: {same_blocks}")
     base = None
     for n in (int(w) for w in args.workers.split(",")):
         result, wall, peaks = on_cluster(engine, positions, n, args.partitions)
         base = base or wall
-        same = None
-        if single is not None:
-            try:
-                pd.testing.assert_frame_equal(result.accounts, single.accounts, check_exact=True)
-                pd.testing.assert_frame_equal(result.by_unit, single.by_unit, check_exact=True)
-                same = True
-            except AssertionError:
-                same = False
+        same = None if single is None else same_result(result, single)
         entry = {
             "wall_s": wall,
             "worker_peak_rss_mb": peaks,

@@ -65,6 +65,23 @@ def test_local_partitions_are_bitwise_identical(preset, partitions):
     assert list(got.accounts.index[-2:]) == ["nobody", "only-collateral"]
 
 
+@pytest.mark.parametrize("partitions", [2, 9])
+def test_a_book_sorted_by_account_is_cut_into_blocks_of_rows(partitions):
+    """Rows already grouped by account (the usual file): each partition is a block of the rows,
+    margined as one call would, and an error names the caller's row, not the partition's."""
+    inst, mkt, positions, collateral = random_book(seed=11)
+    positions = positions.sort_values("account", kind="stable").reset_index(drop=True)
+    engine = mk.Engine(inst, mkt, mk.load_model("deribit-pm"))
+    parts = distributed.split(positions, None, None, partitions)
+    assert len(parts) == partitions
+    assert [int(p.rows[0]) for p in parts] == [0, *np.cumsum([len(p.positions) for p in parts])[:-1]]
+    assert all(np.array_equal(p.rows, np.arange(p.rows[0], p.rows[0] + len(p.rows))) for p in parts)
+    assert_identical(distributed.margin(engine, positions, partitions=partitions), engine.margin(positions))
+    positions.loc[250, "quantity"] = np.inf
+    with pytest.raises(ValueError, match=r"positions row 250\b"):
+        distributed.margin(engine, positions, partitions=partitions)
+
+
 def test_integer_account_names_keep_the_engines_index():
     inst, mkt, positions, _ = random_book(seed=9)
     positions["account"] = positions["account"].str[3:].astype(np.int64)
@@ -232,3 +249,28 @@ def test_dask_dataframe_refuses_split_accounts_and_names_the_partition(client):
         distributed.margin(engine, _dask_frame(bad, [["acc001"], ["acc003"]]), client=client)
     with pytest.raises(ValueError, match="pass client="):
         distributed.margin(engine, ddf)
+
+
+def _worker_environ() -> dict[str, str | None]:
+    import os
+
+    return {name: os.environ.get(name) for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
+
+
+def test_local_cluster_starts_worker_processes_with_the_malloc_setting():
+    """Worker processes keep glibc's freed blocks up to 32 MiB (distributed.WORKER_ENVIRON) beside
+    Dask's own trim setting, and margin as the client does; Dask's configuration is left as it was."""
+    dask = pytest.importorskip("dask")
+    from distributed import Client
+
+    before = dask.config.get("distributed.nanny.pre-spawn-environ")
+    inst, mkt, positions, _ = random_book(seed=13)
+    engine = mk.Engine(inst, mkt, mk.load_model("okx-pm"))
+    with distributed.local_cluster(1) as cluster, Client(cluster) as client:
+        assert list(client.run(_worker_environ).values()) == [
+            {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "65536"}
+        ]
+        assert_identical(distributed.margin(engine, positions, client=client), engine.margin(positions))
+    assert dask.config.get("distributed.nanny.pre-spawn-environ") == before
+    with pytest.raises(ValueError, match="n_workers: must be >= 1"):
+        distributed.local_cluster(0)

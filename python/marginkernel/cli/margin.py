@@ -115,7 +115,6 @@ def _load(args: argparse.Namespace, clock: _Clock, progress: Any) -> tuple[Any, 
 
 def _client(args: argparse.Namespace, stack: ExitStack) -> Any:
     import importlib
-    import logging
 
     try:
         dist: Any = importlib.import_module("distributed")
@@ -126,27 +125,21 @@ def _client(args: argparse.Namespace, stack: ExitStack) -> Any:
             return stack.enter_context(dist.Client(args.scheduler, timeout="10s"))
         except (OSError, TimeoutError) as exc:
             raise ValueError(f"--scheduler {args.scheduler}: cannot connect: {exc}") from None
-    cluster = stack.enter_context(
-        dist.LocalCluster(
-            n_workers=args.workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
-    )
+    from ..distributed import local_cluster
+
+    cluster = stack.enter_context(local_cluster(args.workers))
     return stack.enter_context(dist.Client(cluster))
 
 
 def _margin(
     args: argparse.Namespace, engine: Any, positions: Any, *, collateral: Any, client: Any, progress: Any
 ) -> Any:
-    if client is None and args.partitions is None and not progress.enabled:
-        return engine.margin(positions, collateral=collateral, mode=args.mode)
+    # Always in blocks of whole accounts (one block up to distributed.PARTITION_POSITIONS positions):
+    # the same bits as one Engine.margin call, and a large book's temporaries stay small.
     from .. import distributed
 
     partitions = args.partitions
-    if partitions is None and client is None:  # blocks small enough for a progress bar that moves
+    if partitions is None and client is None and progress.enabled:  # blocks for a progress bar that moves
         partitions = max(1, min(100, len(positions) // 20_000))
     return distributed.margin(
         engine,
