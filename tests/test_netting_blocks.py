@@ -8,6 +8,9 @@ IndexError).
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 import marginkernel as mk
 
 INSTRUMENTS = [
@@ -66,3 +69,38 @@ def test_nodes_of_one_account_out_of_currency_order():
     # different settlement currencies are separate nodes: the account's IM is the sum of both alone
     assert both.loc["a", "im"] > 0
     assert abs(both.loc["a", "im"] - (alone.loc["b", "im"] + alone.loc["c", "im"])) <= 1e-9 * both.loc["a", "im"]
+
+
+def _reduce_in_full(values, group, n_groups, factor, cap):
+    """netting._reduce without its shortcut for a zero gain factor: losses + min(gains, cap)."""
+    from marginkernel.engine.netting import _Groups
+
+    groups = _Groups(group, n_groups)
+    losses = groups.sum(np.minimum(values, 0.0))
+    gains = groups.sum(np.maximum(values, 0.0) * factor[:, None])
+    out = losses + np.minimum(gains, cap[:, None])
+    single = groups.counts == 1
+    out[single] = values[groups.first[single]]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_zero_gain_factor_nets_the_losses_bit_for_bit(seed):
+    """With no gain offsets (deribit-pm) the gains are not summed: the node P&L is the same bits,
+    -0.0 and single-row nodes included; a non-finite P&L still takes the full path (NaN stays NaN)."""
+    from marginkernel.engine.netting import _reduce
+
+    rng = np.random.default_rng(seed)
+    n_rows, n_groups = 400, 90
+    values = rng.normal(0, 1e3, (n_rows, 12)) * rng.integers(0, 2, (n_rows, 12))
+    values[rng.random(values.shape) < 0.1] = -0.0
+    group = rng.integers(0, n_groups, n_rows)
+    factor, cap = np.zeros(n_rows), rng.choice([0.0, 5.0, np.inf], n_groups)
+    want = _reduce_in_full(values, group, n_groups, factor, cap)
+    got = _reduce(values, group, n_groups, factor, cap)
+    assert got.tobytes() == want.tobytes()
+    values[7, 3], group[7] = np.inf, group[8]  # in a node of two rows or more
+    with np.errstate(invalid="ignore"):  # inf * 0.0
+        want = _reduce_in_full(values, group, n_groups, factor, cap)
+        got = _reduce(values, group, n_groups, factor, cap)
+    assert np.isnan(got[group[7], 3]) and np.array_equal(got, want, equal_nan=True)

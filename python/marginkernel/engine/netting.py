@@ -247,8 +247,11 @@ def _reduce(
     if factor is None:
         return groups.sum(values)
     losses = groups.sum(np.minimum(values, 0.0))
-    gains = groups.sum(np.maximum(values, 0.0) * factor[:, None])
-    out = losses + np.minimum(gains, cap[:, None] if cap is not None else np.inf)
+    if not factor.any() and np.isfinite(values).all():  # no gain offsets (deribit-pm): its sums are +0.0
+        out = losses + 0.0  # what adding min(+0.0, cap >= 0) gives, bit for bit (-0.0 becomes +0.0)
+    else:
+        gains = groups.sum(np.maximum(values, 0.0) * factor[:, None])
+        out = losses + np.minimum(gains, cap[:, None] if cap is not None else np.inf)
     single = groups.counts == 1
     out[single] = values[groups.first[single]]
     return np.asarray(out)
