@@ -25,4 +25,17 @@ def unique_inverse(key: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray
     return uniq.astype(np.int64), slot[key]
 
 
-__all__ = ["unique_inverse"]
+def first_max(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per group in ``[0, n_groups)``: the first row (in row order) holding the group's largest value,
+    -1 for a group without rows; what the first row of each group is after
+    ``np.lexsort((-values, group))``, in O(rows) (values are finite)."""
+    largest = np.full(n_groups, -np.inf)
+    np.maximum.at(largest, group, values)
+    rows = np.flatnonzero(values == largest[group])
+    first = np.full(n_groups, len(values), dtype=np.int64)
+    np.minimum.at(first, group[rows], rows)
+    first[first == len(values)] = -1
+    return first
+
+
+__all__ = ["first_max", "unique_inverse"]

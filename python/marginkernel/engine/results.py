@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .keys import unique_inverse
+from .keys import first_max, unique_inverse
 from .netting import Nodes, Pairs
 from .positions import Positions
 
@@ -121,21 +121,32 @@ def combine(engine: Engine, pairs: Pairs, nodes: Nodes, pair_charge: np.ndarray)
     return Requirement(net + uplift, contrib)
 
 
-def _worst(engine: Engine, pairs: Pairs, nodes: Nodes, n_acc: int) -> tuple[np.ndarray, np.ndarray]:
+def text_column(labels: Any, index: np.ndarray) -> Any:
+    """``labels[index]`` (index -1: None) as a frame column, typed as pandas types that object array:
+    when every label is text, pandas' text dtype (None as NaN), taken from the labels' own column
+    rather than built from one Python object per row; else the object array itself."""
+    index = np.asarray(index, dtype=np.int64)
+    column = pd.Series(np.asarray(labels, dtype=object)).array
+    if isinstance(column.dtype, pd.StringDtype) and (index >= 0).any():
+        return column.take(index, allow_fill=True)
+    values = np.asarray(labels, dtype=object)[np.maximum(index, 0)] if len(labels) else np.full(len(index), None)
+    values[index < 0] = None
+    return values
+
+
+def _worst(engine: Engine, pairs: Pairs, nodes: Nodes, n_acc: int) -> tuple[np.ndarray, Any]:
     """Per account: the costliest node's name and worst scenario (None when no node costs)."""
-    labels = np.asarray(engine.scenario_set.labels, dtype=object)
     worst_unit = np.full(n_acc, None, dtype=object)
-    worst_scenario = np.full(n_acc, None, dtype=object)
+    worst_scenario = np.full(n_acc, -1, dtype=np.int64)
     if len(nodes):
         owner = pairs.owner[nodes.pseudo]
         scan_usd = nodes.scan * nodes.fx
-        order = np.lexsort((-scan_usd, owner))
-        owners_sorted = owner[order]
-        first = order[np.r_[True, owners_sorted[1:] != owners_sorted[:-1]]]
+        first = first_max(scan_usd, owner, n_acc)
+        first = first[first >= 0]
         costly = first[scan_usd[first] > 0]
         worst_unit[owner[costly]] = nodes.name[costly]
-        worst_scenario[owner[costly]] = labels[nodes.worst[costly]]
-    return worst_unit, worst_scenario
+        worst_scenario[owner[costly]] = nodes.worst[costly]
+    return worst_unit, text_column(engine.scenario_set.labels, worst_scenario)
 
 
 def _equity(engine: Engine, pos: Positions, settled_usd: np.ndarray | None) -> np.ndarray:
@@ -191,25 +202,21 @@ def by_unit_frame(engine: Engine, names: np.ndarray, pairs: Pairs, pair_charge: 
     n_units = len(engine.units)
     if pairs.n_pairs == 0:
         return pd.DataFrame({c: [] for c in (*BY_UNIT_COLUMNS, *comps)})
-    labels = np.asarray(engine.scenario_set.labels, dtype=object)
     key, grp = unique_inverse(pairs.owner[pairs.pair_account] * n_units + pairs.pair_unit, len(names) * n_units)
     loss = np.bincount(grp, pairs.pair_scan, minlength=len(key))
-    order = np.lexsort((-pairs.pair_scan, grp))
-    first = order[np.r_[True, grp[order][1:] != grp[order][:-1]]]
-    worst = np.empty(len(key), dtype=object)
-    worst[grp[first]] = labels[pairs.pair_worst[first]]
+    worst = pairs.pair_worst[first_max(pairs.pair_scan, grp, len(key))]  # every group has a row
     u = key % n_units
     frame: dict[str, Any] = {
         "account": names[key // n_units],
-        "risk_unit": np.array(engine.units, dtype=object)[u],
-        "currency": np.array(engine.market.unit_currency, dtype=object)[u],
+        "risk_unit": text_column(engine.units, u),
+        "currency": text_column(engine.market.unit_currency, u),
         "loss": loss,
         "loss_usd": loss * engine.market.unit_fx[u],
-        "worst_scenario": worst,
+        "worst_scenario": text_column(engine.scenario_set.labels, worst),
     }
     for k, name in enumerate(comps):
         frame[name] = np.bincount(grp, pair_charge[k], minlength=len(key))
     return pd.DataFrame(frame)
 
 
-__all__ = ["MarginResult", "Requirement", "accounts_frame", "addon_charges", "by_unit_frame", "combine"]
+__all__ = ["MarginResult", "Requirement", "accounts_frame", "addon_charges", "by_unit_frame", "combine", "text_column"]
