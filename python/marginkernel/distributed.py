@@ -91,6 +91,9 @@ def margin(
         if client is not None:
             partitions = max(partitions, 2 * _n_workers(client))
     partitions = integer(partitions, "partitions", lo=1)
+    if client is None and partitions == 1 and progress is None:  # one block: nothing to cut or count
+        whole = Partition(positions, None, None if accounts is None else list(accounts), collateral, 0)
+        return concat([_margin_part(engine, whole, mode, pnl)], pnl)
     parts = split(positions, accounts, collateral, partitions)
     if client is None:
         results = _run_local(engine, parts, mode=mode, pnl=pnl, progress=progress)

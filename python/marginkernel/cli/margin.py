@@ -148,7 +148,7 @@ def _margin(
         mode=args.mode,
         client=client,
         partitions=partitions,
-        progress=progress,
+        progress=progress if progress.enabled else None,
         pnl=False,
     )
 
