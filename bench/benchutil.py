@@ -181,6 +181,20 @@ def fresh_write_bandwidth(working_set_bytes: int, repeat: int = 5) -> float:
     return n * 8 / best
 
 
+def mul_add_throughput(values: int = 2048, min_seconds: float = 0.1) -> float:
+    """Multiply-adds per second of the active SIMD target, each product rounded before it is added
+    (netting's exact arithmetic; the C++ probe ``_core._mul_add_seconds``) with the operands in L1:
+    the arithmetic ceiling of netting, beside the bandwidth ones."""
+    import numpy as np
+
+    from marginkernel import _core
+
+    x = np.linspace(-1.0, 1.0, values)
+    once = _core._mul_add_seconds(x, 1)
+    passes = int(min(max(10, min_seconds / max(once, 1e-9)), 1_000_000))
+    return values * passes / _core._mul_add_seconds(x, passes)
+
+
 def exp_throughput(n: int = 1 << 14, min_seconds: float = 0.2) -> float:
     """exp evaluations per second of NumPy's vectorised exp on an L1/L2-resident float64 array: the
     throughput probe of the transcendental a Black-76 valuation needs at least once."""

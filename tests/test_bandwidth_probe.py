@@ -1,4 +1,5 @@
-"""The bandwidth probe the benchmarks measure their ceilings with (marginkernel._core._stream_seconds)."""
+"""The probes the benchmarks measure their ceilings with: bandwidth (marginkernel._core._stream_seconds)
+and arithmetic (_core._mul_add_seconds)."""
 
 from __future__ import annotations
 

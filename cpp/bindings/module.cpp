@@ -75,6 +75,16 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         py::arg("x"), py::arg("passes"), py::arg("write"),
         "Benchmark probe: best seconds of a streaming read or write of x (bench/benchutil.py).");
     m.def(
+        "_mul_add_seconds",
+        [](const bindings::f64& x, int passes) {
+            const double* data = x.data();
+            const auto n = static_cast<std::size_t>(x.size());
+            py::gil_scoped_release release;  // reads only x, which the caller keeps alive
+            return mul_add_seconds(data, n, passes);
+        },
+        py::arg("x"), py::arg("passes"),
+        "Benchmark probe: best seconds of `passes` sweeps of acc + q * x over x (bench/benchutil.py).");
+    m.def(
         "_cache_sizes",
         [] {
             py::dict sizes;

@@ -55,6 +55,10 @@ struct Kernels {
     void (*stream_write)(double* x, std::size_t n, double value);
     // p[s] = p[s] + q * r[s] for s < n, rounded as whatif_min rounds it: the fill of account.cpp.
     void (*whatif_fill)(double* p, const double* r, double q, std::size_t n);
+    // Arithmetic probe of the benchmarks: `passes` sweeps of acc = acc + q * x over x[0..n) (whole
+    // register blocks of 8 packets; the caller keeps x in L1), each product rounded before it is added
+    // as netting adds it, in 8 independent chains. Returns the sum of the chains.
+    double (*mul_add)(const double* x, std::size_t n, double q, int passes);
 };
 
 extern const Kernels kernels_baseline;

@@ -55,6 +55,7 @@ const Kernels MK_CAT(kernels_, MK_TARGET) = {
     &MK_TARGET::stream_read,
     &MK_TARGET::stream_write,
     &MK_TARGET::whatif_fill,
+    &MK_TARGET::mul_add,
 };
 
 }  // namespace marginkernel::detail

@@ -138,6 +138,24 @@ double stream_read(const double* x, std::size_t n) {
     return total;
 }
 
+// Arithmetic probe (see Kernels::mul_add): netting's load, multiply and add per packet, nothing else.
+double mul_add(const double* x, std::size_t n, double q, int passes) {
+    namespace ei = Eigen::internal;
+    using pk::L;
+    using pk::Pk;
+    Pk acc[8];
+    for (auto& a : acc) a = pk::c(0.0);
+    const Pk factor = pk::c(q);
+    const std::size_t whole = n / (8 * L) * (8 * L);
+    for (int p = 0; p < passes; ++p)
+        for (std::size_t s = 0; s < whole; s += 8 * L)
+            for (std::size_t j = 0; j < 8; ++j)
+                acc[j] = ei::padd(acc[j], ei::pmul(factor, ei::ploadu<Pk>(x + s + j * L)));
+    double total = 0.0;
+    for (const auto& a : acc) total += ei::predux(a);
+    return total;
+}
+
 void stream_write(double* x, std::size_t n, double value) {
     using pk::L;
     const pk::Pk v = pk::c(value);

@@ -99,6 +99,20 @@ double stream_seconds(double* x, std::size_t n, int passes, bool write) {
     return best;
 }
 
+double mul_add_seconds(const double* x, std::size_t n, int passes) {
+    if (n < 64) throw InvalidInput("x", -1, "needs at least 64 values, got " + std::to_string(n));
+    const Kernels& k = detail::active_kernels();
+    double best = 1e300;
+    volatile double sink = 0.0;  // keeps the sums from being optimised away
+    for (int t = 0; t < 5; ++t) {
+        const auto t0 = std::chrono::steady_clock::now();
+        sink = sink + k.mul_add(x, n, 1.0 + 0x1p-20, std::max(passes, 1));
+        const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+        best = std::min(best, dt.count());
+    }
+    return best;
+}
+
 std::string simd_target() { return detail::active_kernels().name; }
 
 void select_simd_target(const std::string& name) {

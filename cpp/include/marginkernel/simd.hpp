@@ -33,6 +33,12 @@ SimdEnvironment simd_environment();
 // active target's SIMD loads or stores. Benchmarks divide bytes by it to know the machine's ceiling.
 double stream_seconds(double* x, std::size_t n, int passes, bool write);
 
+// The arithmetic probe of the benchmarks: the best time in seconds, over 5 tries, of `passes` sweeps
+// of acc = acc + q * x over x[0..n) (n >= 64; whole blocks of 8 SIMD packets) with the active
+// target's packets: netting's exact multiply then add, with x in L1 when the caller keeps it small.
+// Benchmarks divide multiply-adds by it to know the machine's arithmetic ceiling.
+double mul_add_seconds(const double* x, std::size_t n, int passes);
+
 // The data cache size in bytes (level 1, 2 or 3; else 0) that the kernels size their tiles from:
 // read once from the operating system, with documented fallbacks (cpp/src/cache_info.hpp).
 std::size_t data_cache_bytes(int level);
