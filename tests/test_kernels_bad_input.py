@@ -1,4 +1,5 @@
-"""Bad input to every kernel entry point of marginkernel.kernels.
+"""Bad input to every kernel entry point of marginkernel.kernels: revalue and net here, the
+reductions in test_kernels_bad_input_reduce.py.
 
 Each case asserts the exception type (TypeError for a wrong dtype, ValueError -- usually
 marginkernel.InputError with ``.field`` and ``.row`` -- for everything else), that the message
@@ -8,94 +9,22 @@ checked in C++ for the rows where they are used (option fields only for options)
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 
 import marginkernel
+from bad_input import (
+    INF,
+    NAN,
+    assert_unchanged,
+    net_inputs,
+    rejects,
+    revalue_inputs,
+    snapshot,
+    var_inputs,
+    worst_inputs,
+)
 from marginkernel import InputError, kernels
-
-NAN, INF = float("nan"), float("inf")
-
-
-def revalue_inputs() -> dict:
-    """A valid revalue call: 5 instruments (future, inverse perp, call, inverse put, spot) on 2 risk
-    units, 6 scenarios, with vol shifts and look-ahead."""
-    s = 6
-    return dict(
-        kind=np.array([0, 1, 2, 3, 4], np.int8),
-        settlement=np.array([0, 1, 0, 1, 0], np.int8),
-        risk_unit=np.array([0, 1, 0, 1, 0], np.int32),
-        strike=np.array([1.0, 1.0, 100.0, 2000.0, 1.0]),
-        expiry=np.array([0.5, 0.0, 0.25, 0.1, 0.0]),
-        multiplier=np.array([1.0, 10.0, 1.0, 1.0, 1.0]),
-        forward=np.array([101.0, 2010.0, 101.0, 2020.0, 100.0]),
-        discount=np.array([0.99, 1.0, 0.995, 0.998, 1.0]),
-        vol=np.array([0.0, 0.0, 0.5, 0.7, 0.0]),
-        spot=np.array([100.0, 2000.0]),
-        price_multiplier=np.tile(np.linspace(0.8, 1.2, s), (2, 1)),
-        vol_shift=np.tile(np.array([-0.2, 0.0, 0.2, -0.2, 0.0, 0.2]), (2, 1)),
-        time_shift=np.full(s, 1.0 / 365),
-        vol_shock="multiplicative",
-    )
-
-
-def net_inputs() -> dict:
-    """A valid net call: 3 instruments on 2 units, 3 accounts (the middle one empty)."""
-    return dict(
-        risk=np.arange(12.0).reshape(3, 4) - 5.0,
-        risk_unit=np.array([0, 1, 0], np.int32),
-        n_units=2,
-        account_start=np.array([0, 2, 2, 4], np.int64),
-        instrument=np.array([0, 1, 2, 0], np.int32),
-        quantity=np.array([1.0, -2.0, 0.5, 3.0]),
-    )
-
-
-def worst_inputs() -> dict:
-    return dict(
-        pnl=np.array([[-1.0, 2.0, -3.0], [4.0, -5.0, 6.0]]), weight=np.array([[1.0, 0.5, 1.0]]), gain_factor=0.5
-    )
-
-
-def var_inputs() -> dict:
-    return dict(
-        pnl=np.array([[-1.0, 2.0, -3.0, 0.5], [4.0, -5.0, 6.0, 1.0]]),
-        confidence=0.75,
-        probability=np.array([0.1, 0.2, 0.3, 0.4]),
-    )
-
-
-def _snapshot(kwargs):
-    return {k: (np.array(v, copy=True) if isinstance(v, np.ndarray) else copy.deepcopy(v)) for k, v in kwargs.items()}
-
-
-def _assert_unchanged(kwargs, before):
-    for k, v in before.items():
-        if isinstance(v, np.ndarray):
-            assert kwargs[k].dtype == v.dtype and kwargs[k].shape == v.shape, f"{k} changed type or shape"
-            np.testing.assert_array_equal(kwargs[k], v, err_msg=f"input {k} was modified")
-        else:
-            assert kwargs[k] == v or (v != v and kwargs[k] != kwargs[k]), f"input {k} was modified"
-
-
-def rejects(fn, kwargs, exc, field, row=None, input_error=True):
-    """Calls fn(**kwargs), expects `exc` naming `field` (and `row`), and no input modified."""
-    before = _snapshot(kwargs)
-    with pytest.raises(exc) as info:
-        fn(**kwargs)
-    err = info.value
-    msg = str(err)
-    if row is None:
-        assert msg.startswith(f"{field}:") or msg.startswith(f"{field} "), msg
-    else:
-        assert msg.startswith(f"{field}[{row}]"), msg
-    if input_error:
-        assert isinstance(err, InputError), f"{type(err).__name__}: {msg}"
-        assert err.field == field and err.row == row, (err.field, err.row, msg)
-    _assert_unchanged(kwargs, before)
-    return err
 
 
 def test_input_error_is_a_value_error():
@@ -115,10 +44,10 @@ def test_valid_inputs_are_accepted_and_not_modified():
         (kernels.value_at_risk, var_inputs),
     ):
         kw = make()
-        before = _snapshot(kw)
+        before = snapshot(kw)
         out = fn(**kw)
         assert all(np.isfinite(o).all() for o in out)
-        _assert_unchanged(kw, before)
+        assert_unchanged(kw, before)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,147 +332,3 @@ def test_net_non_finite_risk(bad):
     kw["risk"] = kw["risk"].copy()
     kw["risk"][2, 1] = bad
     rejects(kernels.net, kw, InputError, "risk", 2)
-
-
-# ---------------------------------------------------------------------------------------------
-# worst_loss
-
-
-@pytest.mark.parametrize("col", [0])
-@pytest.mark.parametrize("bad", [NAN, -INF])
-def test_worst_loss_non_finite_pnl_first(col, bad):
-    kw = worst_inputs()
-    kw["pnl"] = kw["pnl"].copy()
-    kw["pnl"][1, col] = bad
-    rejects(kernels.worst_loss, kw, InputError, "pnl", 1)
-
-
-@pytest.mark.parametrize("col,bad", [(1, NAN), (2, NAN), (2, INF)])
-def test_worst_loss_non_finite_pnl_later(col, bad):
-    kw = worst_inputs()
-    kw["pnl"] = kw["pnl"].copy()
-    kw["pnl"][1, col] = bad
-    rejects(kernels.worst_loss, kw, InputError, "pnl", 1)
-
-
-@pytest.mark.parametrize(
-    "kw,field,row",
-    [
-        ({"weight": np.array([[1.0, -0.5, 1.0]])}, "weight", 0),
-        ({"weight": np.array([[1.0, 1.0, 1.0], [1.0, NAN, 1.0]])}, "weight", 1),
-        ({"weight": np.array([[1.0, 1.0, INF]])}, "weight", 0),
-        ({"gain_factor": -0.5}, "gain_factor", None),
-        ({"gain_factor": NAN}, "gain_factor", None),
-        ({"gain_factor": INF}, "gain_factor", None),
-        ({"weight": np.zeros((0, 3))}, "weight", None),
-        ({"weight": np.ones((1, 4))}, "weight", None),  # wrong number of scenarios
-        ({"pnl": np.zeros((2, 0)), "weight": None}, "pnl", None),
-    ],
-)
-def test_worst_loss_bad_input(kw, field, row):
-    rejects(kernels.worst_loss, {**worst_inputs(), **kw}, InputError, field, row)
-
-
-@pytest.mark.parametrize(
-    "field,value,exc",
-    [
-        ("pnl", np.array([[-1, 2, -3]]), TypeError),
-        ("weight", np.array([[1, 0, 1]]), TypeError),
-        ("pnl", np.array([-1.0, 2.0, -3.0]), ValueError),
-        ("weight", np.array([1.0, 0.5, 1.0]), ValueError),
-        ("pnl", np.asfortranarray(np.array([[-1.0, 2.0, -3.0], [4.0, -5.0, 6.0]])), ValueError),
-    ],
-)
-def test_worst_loss_bad_array(field, value, exc):
-    rejects(kernels.worst_loss, {**worst_inputs(), field: value}, exc, field, input_error=False)
-
-
-def test_worst_loss_no_rows():
-    loss, worst = kernels.worst_loss(np.zeros((0, 3)))
-    assert loss.shape == (0,) and worst.shape == (0,)
-
-
-# ---------------------------------------------------------------------------------------------
-# value_at_risk
-
-
-@pytest.mark.parametrize("col,bad", [(0, NAN), (3, NAN), (2, INF), (1, -INF)])
-def test_value_at_risk_non_finite_pnl(col, bad):
-    kw = var_inputs()
-    kw["pnl"] = kw["pnl"].copy()
-    kw["pnl"][1, col] = bad
-    err = rejects(kernels.value_at_risk, kw, InputError, "pnl", 1)
-    assert f"scenario {col}" in str(err)
-
-
-# Equally likely scenarios, many of them: the kernel checks each row as it selects its quantile
-# (the first packets seed the chunk minima, the rest stream past them, the last ns % L are scalar).
-@pytest.mark.parametrize("target", kernels.available_simd_targets())
-@pytest.mark.parametrize("col,bad", [(0, NAN), (3, INF), (17, -INF), (500, NAN), (1002, INF)])
-@pytest.mark.parametrize("confidence", [0.99, 0.5])
-def test_value_at_risk_non_finite_pnl_in_a_long_row(target, col, bad, confidence):
-    pnl = np.random.default_rng(col).normal(size=(3, 1003))
-    pnl[1, col] = bad
-    original = kernels.simd_target()
-    try:
-        kernels.select_simd_target(target)
-        err = rejects(kernels.value_at_risk, {"pnl": pnl, "confidence": confidence}, InputError, "pnl", 1)
-    finally:
-        kernels.select_simd_target(original)
-    assert f"scenario {col}" in str(err)
-
-
-@pytest.mark.parametrize(
-    "kw,field,row",
-    [
-        ({"confidence": 0.0}, "confidence", None),
-        ({"confidence": 1.0}, "confidence", None),
-        ({"confidence": 1.5}, "confidence", None),
-        ({"confidence": NAN}, "confidence", None),
-        ({"probability": np.array([0.1, -0.2, 0.3, 0.4])}, "probability", 1),
-        ({"probability": np.array([0.1, 0.2, NAN, 0.4])}, "probability", 2),
-        ({"probability": np.array([0.1, 0.2, 0.3, INF])}, "probability", 3),
-        ({"probability": np.zeros(4)}, "probability", None),
-        ({"probability": np.ones(5)}, "probability", None),
-        ({"pnl": np.zeros((2, 0)), "probability": None}, "pnl", None),
-    ],
-)
-def test_value_at_risk_bad_input(kw, field, row):
-    rejects(kernels.value_at_risk, {**var_inputs(), **kw}, InputError, field, row)
-
-
-@pytest.mark.parametrize(
-    "field,value,exc",
-    [
-        ("pnl", np.array([[-1, 2, -3, 0]]), TypeError),
-        ("probability", np.array([1, 2, 3, 4]), TypeError),
-        ("pnl", np.array([-1.0, 2.0, -3.0, 0.5]), ValueError),
-        ("probability", np.ones((1, 4)), ValueError),
-        ("probability", np.repeat(np.array([0.1, 0.2, 0.3, 0.4]), 2)[::2], ValueError),
-    ],
-)
-def test_value_at_risk_bad_array(field, value, exc):
-    rejects(kernels.value_at_risk, {**var_inputs(), field: value}, exc, field, input_error=False)
-
-
-def test_value_at_risk_no_rows():
-    var, es = kernels.value_at_risk(np.zeros((0, 4)), 0.99)
-    assert var.shape == (0,) and es.shape == (0,)
-
-
-# ---------------------------------------------------------------------------------------------
-# normal_cdf and SIMD target selection
-
-
-def test_normal_cdf_bad_input():
-    rejects(kernels.normal_cdf, {"x": np.array([1, 2, 3])}, TypeError, "x", input_error=False)
-    rejects(kernels.normal_cdf, {"x": np.linspace(-1, 1, 10)[::2]}, ValueError, "x", input_error=False)
-    assert kernels.normal_cdf(np.zeros(0)).shape == (0,)
-    assert kernels.normal_cdf(np.zeros((2, 0, 3))).shape == (2, 0, 3)
-
-
-def test_select_unknown_simd_target():
-    before = kernels.simd_target()
-    err = rejects(kernels.select_simd_target, {"name": "sse9"}, InputError, "simd_target")
-    assert "baseline" in str(err)
-    assert kernels.simd_target() == before

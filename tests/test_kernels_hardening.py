@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bad_input import net_inputs, revalue_inputs
 from marginkernel import InputError, _core, kernels, reference
-from test_kernels_bad_input import net_inputs, revalue_inputs
 
 PYTHON_DIR = str(Path(kernels.__file__).resolve().parents[1])
 
