@@ -33,3 +33,22 @@ def test_probe_refuses_read_only_for_write() -> None:
     with pytest.raises(ValueError, match="read-only"):
         _core._stream_seconds(x, 1, True)
     assert _core._stream_seconds(x, 1, False) > 0.0
+
+
+@pytest.mark.parametrize("target", kernels.available_simd_targets())
+def test_arithmetic_probe_reads_its_input_and_refuses_a_short_one(target: str) -> None:
+    """The multiply-add probe (netting's arithmetic ceiling in bench/bench_net.py) runs on every
+    target, leaves its input as it was, and needs one block of 8 packets of any target."""
+    original = kernels.simd_target()
+    x = np.linspace(-1.0, 1.0, 2048)
+    before = x.copy()
+    try:
+        kernels.select_simd_target(target)
+        seconds = _core._mul_add_seconds(x, 200)
+    finally:
+        kernels.select_simd_target(original)
+    assert 0.0 < seconds < float("inf")
+    assert np.array_equal(x, before)
+    with pytest.raises(ValueError, match="x: needs at least 64 values, got 63"):
+        _core._mul_add_seconds(np.ones(63), 1)
+    assert _core._mul_add_seconds(np.ones(64), 1) > 0.0
