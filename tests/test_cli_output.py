@@ -183,6 +183,17 @@ def test_workers_and_scheduler_are_exclusive(files, capsys):
     assert "give one of them" in capsys.readouterr().err
 
 
+def test_a_mistyped_worker_count_starts_no_process(files, capsys):
+    """More than 4 workers per core is refused before any process starts (one line, status 2)."""
+    pytest.importorskip("distributed")
+    from marginkernel.distributed import max_local_workers
+
+    assert run(files, "--workers", "100000") == 2
+    limit = max_local_workers()
+    err = capsys.readouterr().err
+    assert err == f"marginkernel: error: --workers: at most {limit} (4 per core) on this machine, got 100000\n"
+
+
 def test_scheduler_address(files, capsys):
     pytest.importorskip("distributed")
     from distributed import LocalCluster

@@ -274,3 +274,6 @@ def test_local_cluster_starts_worker_processes_with_the_malloc_setting():
     assert dask.config.get("distributed.nanny.pre-spawn-environ") == before
     with pytest.raises(ValueError, match="n_workers: must be >= 1"):
         distributed.local_cluster(0)
+    too_many = distributed.max_local_workers() + 1
+    with pytest.raises(ValueError, match=f"n_workers: must be <= {too_many - 1}, got {too_many}"):
+        distributed.local_cluster(too_many)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -102,17 +103,24 @@ def margin(
     return concat(results, pnl)
 
 
+def max_local_workers() -> int:
+    """The most worker processes :func:`local_cluster` starts: 4 per core of this machine (more
+    only share the cores, and a mistyped count would start thousands of processes)."""
+    return 4 * (os.cpu_count() or 1)
+
+
 def local_cluster(n_workers: int, **options: Any) -> Any:
-    """A ``distributed.LocalCluster`` of ``n_workers`` worker processes, one thread each, started
-    with :data:`WORKER_ENVIRON`; ``options`` go to ``LocalCluster`` (e.g. ``memory_limit=0``).
-    Workers started otherwise (``dask worker``) want the same variables in their environment."""
+    """A ``distributed.LocalCluster`` of ``n_workers`` worker processes (1 to
+    :func:`max_local_workers`), one thread each, started with :data:`WORKER_ENVIRON`; ``options`` go
+    to ``LocalCluster`` (e.g. ``memory_limit=0``). Workers started otherwise (``dask worker``) want
+    the same variables in their environment."""
     import importlib
     import logging
 
     import dask
 
+    n_workers = integer(n_workers, "n_workers", lo=1, hi=max_local_workers())
     cluster_type: Any = importlib.import_module("distributed").LocalCluster  # untyped
-    n_workers = integer(n_workers, "n_workers", lo=1)
     environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", default={}), **WORKER_ENVIRON}
     settings = {"threads_per_worker": 1, "dashboard_address": None, "silence_logs": logging.ERROR} | options
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
@@ -351,4 +359,13 @@ def _run_dask(
     return [r for r in results if r is not None]
 
 
-__all__ = ["PARTITION_POSITIONS", "WORKER_ENVIRON", "Partition", "concat", "local_cluster", "margin", "split"]
+__all__ = [
+    "PARTITION_POSITIONS",
+    "WORKER_ENVIRON",
+    "Partition",
+    "concat",
+    "local_cluster",
+    "margin",
+    "max_local_workers",
+    "split",
+]

@@ -125,8 +125,10 @@ def _client(args: argparse.Namespace, stack: ExitStack) -> Any:
             return stack.enter_context(dist.Client(args.scheduler, timeout="10s"))
         except (OSError, TimeoutError) as exc:
             raise ValueError(f"--scheduler {args.scheduler}: cannot connect: {exc}") from None
-    from ..distributed import local_cluster
+    from ..distributed import local_cluster, max_local_workers
 
+    if args.workers > max_local_workers():
+        raise ValueError(f"--workers: at most {max_local_workers()} (4 per core) on this machine, got {args.workers}")
     cluster = stack.enter_context(local_cluster(args.workers))
     return stack.enter_context(dist.Client(cluster))
 
