@@ -363,6 +363,24 @@ def test_value_at_risk_equal_probabilities_match_unweighted(target):
     np.testing.assert_allclose(e, -ordered[:, :100].mean(axis=1), rtol=1e-13)
 
 
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("confidence", [0.999, 0.99, 0.975, 0.9, 0.5])
+def test_value_at_risk_weighted_long_rows_with_ties(target, confidence):
+    """Rows of 1,000 scenarios with many tied values and EWMA probabilities: the selection over
+    SIMD packets (Kernels::tail_indices: chunk minima for a tail quantile, a partition for a deep
+    one) gives NumPy's VaR exactly and its ES, on every target."""
+    rng = np.random.default_rng(11)
+    pnl = np.round(rng.normal(size=(40, 1000)) * 4) * 25.0  # about 30 distinct values per row
+    pnl[5] = np.linspace(-10.0, 10.0, 1000)  # rising: each chunk's minimum is its first value
+    pnl[6] = pnl[5][::-1].copy()
+    prob = 0.99 ** np.arange(1000)[::-1]
+    want_var, want_es = reference.value_at_risk(pnl, confidence, prob)
+    with using_simd_target(target):
+        var, es = kernels.value_at_risk(pnl, confidence, prob)
+    np.testing.assert_array_equal(var, want_var)
+    np.testing.assert_allclose(es, want_es, rtol=1e-13, atol=1e-13 * np.abs(pnl).max())
+
+
 # The weighted quantile orders only the lowest values, bracketing the sorted-order total that NumPy
 # divides by (cpp/src/reduce.cpp weighted_quantile); where the bracket cannot decide, it sorts every
 # value. Both must give NumPy's scenario: probabilities whose total depends on the summing order, at

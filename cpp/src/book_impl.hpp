@@ -115,7 +115,7 @@ inline TailScratch& tail_scratch(std::size_t n) {
     thread_local TailScratch t;
     if (t.joint.size() < n) {
         t.joint.resize(n);
-        t.work.resize(2 * n);  // kth_smallest's scratch (select.hpp)
+        t.work.resize(2 * n);  // Kernels::tail_indices' scratch
         t.sum.resize(n);
         t.order.resize(n);
     }

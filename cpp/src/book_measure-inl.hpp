@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 
 #include "book_impl.hpp"
 #include "kernels.hpp"
@@ -38,20 +39,20 @@ inline double ModelBook::Impl::tail(TailScratch& t, std::int32_t* worst) const {
         if (j[s] < j[at]) at = s;
     *worst = static_cast<std::int32_t>(at);
     double q, es;
-    if (probability.empty()) {
-        q = kth_smallest(j, ns, var_index, t.work.data());
+    if (probability.empty()) {  // the values at or below the k-th smallest: q is the largest of them
+        const std::size_t tail = active_kernels().tail_indices(j, ns, var_index, t.order.data(), t.work.data());
         double sum = 0.0;
-        std::size_t count = 0;
-        for (std::size_t s = 0; s < ns; ++s)
-            if (j[s] <= q) sum += j[s], ++count;
-        es = -sum / static_cast<double>(count);
+        q = -std::numeric_limits<double>::infinity();
+        for (std::size_t i = 0; i < tail; ++i) {
+            const double v = j[static_cast<std::size_t>(t.order[i])];
+            sum += v;
+            q = std::max(q, v);
+        }
+        es = -sum / static_cast<double>(tail);
     } else {
         q = weighted_quantile(j, ns, probability.data(), probability_total, level, t.order.data(),
                               t.work.data());
-        double sum = 0.0, mass = 0.0;
-        for (std::size_t s = 0; s < ns; ++s)
-            if (j[s] <= q) sum += probability[s] * j[s], mass += probability[s];
-        es = -sum / mass;
+        es = weighted_shortfall(j, ns, probability.data(), q, t.order.data());
     }
     return std::max(0.0, model.measure == Measure::var ? -q : es);
 }

@@ -55,6 +55,8 @@ const Kernels MK_CAT(kernels_, MK_TARGET) = {
     &MK_TARGET::stream_read,
     &MK_TARGET::stream_write,
     &MK_TARGET::whatif_fill,
+    &MK_TARGET::tail_indices,
+    &MK_TARGET::collect_indices_at_most,
     &MK_TARGET::mul_add,
 };
 

@@ -158,6 +158,40 @@ std::size_t collect_at_most(const double* p, std::size_t ns, double t, double* o
     return count;
 }
 
+// The indices of the values of p[0, ns) at or below t, in scenario order, into `out`; returns their
+// count (see Kernels::indices_at_most). A packet's bits are walked only when one of its values is
+// that low.
+std::size_t collect_indices_at_most(const double* p, std::size_t ns, double t, std::int32_t* out) {
+    namespace ei = Eigen::internal;
+    using pk::L;
+    const pk::Pk threshold = pk::c(t);
+    std::size_t count = 0, s = 0;
+    for (; s + L <= ns; s += L)
+        for (unsigned bits = pk::compare_bits<pk::Cmp::le>(ei::ploadu<pk::Pk>(p + s), threshold); bits;
+             bits &= bits - 1)
+            out[count++] = static_cast<std::int32_t>(s + static_cast<std::size_t>(__builtin_ctz(bits)));
+    for (; s < ns; ++s)
+        if (p[s] <= t) out[count++] = static_cast<std::int32_t>(s);
+    return count;
+}
+
+// See Kernels::tail_indices. With the two passes: the indices at or below the chunk threshold, then
+// the k-th smallest of their values, then those indices kept whose value is at or below it; else
+// (a deep quantile, a short row, or a row that is not finite) the k-th smallest by a partition.
+std::size_t tail_indices(const double* p, std::size_t ns, std::size_t k, std::int32_t* order, double* work) {
+    using pk::L;
+    const double t = use_tail_chunks(ns, k, L) ? tail_threshold(p, ns, tail_packets(k, L))
+                                               : std::numeric_limits<double>::quiet_NaN();
+    if (std::isnan(t)) return collect_indices_at_most(p, ns, kth_by_partition(p, ns, k, work), order);
+    const std::size_t c = collect_indices_at_most(p, ns, t, order);
+    for (std::size_t i = 0; i < c; ++i) work[i] = p[order[i]];
+    const double q = kth_of_candidates(work, c, k, work + ns);
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < c; ++i)
+        if (work[i] <= q) order[kept++] = order[i];
+    return kept;
+}
+
 // value_at_risk with equally likely scenarios (see Kernels::tail_rows): per row, var = -q, q the
 // k-th smallest P&L (select.hpp's two passes, C = m * L chunks, when they apply; else a partition),
 // and es = -(the mean of the P&L at or below q), summed in scenario order as the scalar code sums

@@ -58,8 +58,8 @@ double detail::kth_by_partition(const double* p, std::size_t n, std::size_t k, d
 // and Stability of Numerical Algorithms, 4.2), so it lies in [lo, hi] = total (1 -/+ delta). A
 // larger total can only move the crossing later (each cumulative / total falls), so when the
 // crossings at lo and at hi are the same position it is NumPy's. Only the lowest values are ordered:
-// those at or below the m-th smallest (kth_smallest, O(n)), m doubled until hi's crossing is among
-// them: O(n + m log m). When the crossings differ (a cumulative within delta of the level: equal
+// those at or below the m-th smallest (Kernels::tail_indices, O(n) over SIMD packets), m doubled
+// until hi's crossing is among them: O(n + m log m). When the crossings differ (a cumulative within delta of the level: equal
 // probabilities at a level of k / n over more than about 1,100 scenarios) every value is sorted and
 // the total summed in sorted order.
 double detail::weighted_quantile(const double* x, std::size_t n, const double* probability, double total,
@@ -73,11 +73,11 @@ double detail::weighted_quantile(const double* x, std::size_t n, const double* p
     const std::size_t first_m = std::min(n, static_cast<std::size_t>(2.0 * level * nd) + 16);
     for (std::size_t m = first_m;; m = std::min(n, 2 * m)) {
         // the values at or below the m-th smallest: the first c of the sorted order
-        constexpr double kAll = std::numeric_limits<double>::infinity();
-        const double below = m < n ? kth_smallest(x, n, m - 1, work) : kAll;
-        std::size_t c = 0;
-        for (std::size_t s = 0; s < n; ++s)
-            if (x[s] <= below) order[c++] = static_cast<std::int32_t>(s);
+        std::size_t c = n;
+        if (m < n)
+            c = active_kernels().tail_indices(x, n, m - 1, order, work);
+        else
+            for (std::size_t s = 0; s < n; ++s) order[s] = static_cast<std::int32_t>(s);
         std::sort(order, order + c, before);
         double run = 0.0;
         std::size_t at_lo = kNone, k = 0;
@@ -103,6 +103,20 @@ double detail::weighted_quantile(const double* x, std::size_t n, const double* p
     for (std::size_t k = 0; k + 1 < n; ++k)
         if ((run += probability[order[k]]) / sorted_total >= level) return x[order[k]];
     return x[order[n - 1]];
+}
+
+double detail::weighted_shortfall(const double* x, std::size_t n, const double* probability, double q,
+                                  std::int32_t* order) {
+    // The terms' indices in one pass over SIMD packets, then the sums over them only: the same
+    // terms in the same order as a pass over every scenario.
+    const std::size_t tail = active_kernels().indices_at_most(x, n, q, order);
+    double sum = 0.0, mass = 0.0;
+    for (std::size_t i = 0; i < tail; ++i) {
+        const auto s = static_cast<std::size_t>(order[i]);
+        sum += probability[s] * x[s];
+        mass += probability[s];
+    }
+    return -sum / mass;
 }
 
 void validate_worst_loss(const double* pnl, std::size_t rows, std::size_t ns, const double* weight,
@@ -158,11 +172,8 @@ double validate_tail_arguments(const double* pnl, std::size_t rows, std::size_t 
 void weighted_tail(const double* p, std::size_t ns, const double* probability, double total, double level,
                    std::int32_t* order, double* work, double* var, double* es) {
     const double q = weighted_quantile(p, ns, probability, total, level, order, work);
-    double sum = 0.0, mass = 0.0;
-    for (std::size_t s = 0; s < ns; ++s)
-        if (p[s] <= q) sum += probability[s] * p[s], mass += probability[s];
     *var = -q;
-    *es = -sum / mass;
+    *es = weighted_shortfall(p, ns, probability, q, order);
 }
 
 }  // namespace

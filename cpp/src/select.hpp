@@ -24,6 +24,11 @@ double kth_by_partition(const double* p, std::size_t n, std::size_t k, double* w
 double weighted_quantile(const double* x, std::size_t n, const double* probability, double total, double level,
                          std::int32_t* order, double* work);
 
+// The weighted ES of x[0, n) at the quantile q: -(sum of probability * x) / (sum of probability) over
+// the values at or below q, both summed in scenario order (as marginkernel.reference sums them).
+// `order` is scratch of n indices. Defined in reduce.cpp.
+double weighted_shortfall(const double* x, std::size_t n, const double* probability, double q, std::int32_t* order);
+
 namespace {
 
 // The quantile level of VaR / ES at `confidence`: 1 - confidence, lowered by a relative 1e-12.
@@ -55,8 +60,9 @@ inline std::size_t equal_weight_index(std::size_t n, double level) {
 //     that rises or falls scenario by scenario (any number, in the worst case, when many values tie:
 //     more than kSortCandidates go to kth_by_partition).
 // The candidates are also the row's tail in scenario order, so its ES sum is taken over them. The
-// SIMD kernel (kernels_reduce-inl.hpp, tail_rows) takes C = the lanes of whole packets; the scalar
-// kth_smallest below C = k + 1. Either way the value is the same element of p.
+// SIMD kernels (kernels_reduce-inl.hpp: tail_rows for value_at_risk, tail_indices for the weighted
+// quantile and the model book) take C = the lanes of whole packets: the same element of p on every
+// target.
 constexpr std::size_t kTailMaxK = 64;
 constexpr std::size_t kSortCandidates = 96;
 
@@ -81,22 +87,6 @@ inline double kth_of_candidates(const double* candidate, std::size_t c, std::siz
     for (std::size_t i = k + 1; i < c; ++i)
         if (candidate[i] < work[k]) insert(candidate[i], k);
     return work[k];
-}
-
-// The k-th smallest of p[0, n) (k < n), with `scratch` for 2n values; one value at a time.
-inline double kth_smallest(const double* p, std::size_t n, std::size_t k, double* scratch) {
-    if (!use_tail_chunks(n, k, 1)) return kth_by_partition(p, n, k, scratch);
-    const std::size_t chunks = k + 1;
-    double* low = scratch + n;
-    for (std::size_t c = 0; c < chunks; ++c) low[c] = p[c];
-    for (std::size_t s = chunks, c = 0; s < n; ++s, c = c + 1 == chunks ? 0 : c + 1)
-        low[c] = p[s] < low[c] ? p[s] : low[c];
-    double threshold = low[0];
-    for (std::size_t c = 1; c < chunks; ++c) threshold = low[c] > threshold ? low[c] : threshold;
-    std::size_t count = 0;
-    for (std::size_t s = 0; s < n; ++s)
-        if (p[s] <= threshold) scratch[count++] = p[s];
-    return kth_of_candidates(scratch, count, k, scratch + n);
 }
 
 }  // namespace
