@@ -40,7 +40,8 @@ inline double ModelBook::Impl::tail(TailScratch& t, std::int32_t* worst) const {
     *worst = static_cast<std::int32_t>(at);
     double q, es;
     if (probability.empty()) {  // the values at or below the k-th smallest: q is the largest of them
-        const std::size_t tail = active_kernels().tail_indices(j, ns, var_index, t.order.data(), t.work.data());
+        const std::size_t tail =
+            active_kernels().tail_indices(j, ns, var_index, t.order.data(), t.work.data());
         double sum = 0.0;
         q = -std::numeric_limits<double>::infinity();
         for (std::size_t i = 0; i < tail; ++i) {

@@ -55,11 +55,12 @@ struct Kernels {
     void (*stream_write)(double* x, std::size_t n, double value);
     // p[s] = p[s] + q * r[s] for s < n, rounded as whatif_min rounds it: the fill of account.cpp.
     void (*whatif_fill)(double* p, const double* r, double q, std::size_t n);
-    // The indices, in scenario order, of the values of p[0, ns) at or below its k-th smallest (k < ns),
-    // into `order`; returns their count (k + 1 or more). `work`: scratch of 2 ns values. The same
-    // set on every target (select.hpp's passes over packets, pass 2 collecting indices): the part of
-    // weighted_quantile (reduce.cpp) that reads the whole row.
-    std::size_t (*tail_indices)(const double* p, std::size_t ns, std::size_t k, std::int32_t* order, double* work);
+    // The indices, in scenario order, of the values of p[0, ns) at or below its k-th smallest
+    // (k < ns), into `order`; returns their count (k + 1 or more). `work`: scratch of 2 ns values.
+    // The same set on every target (select.hpp's passes over packets, pass 2 collecting indices):
+    // the part of weighted_quantile (reduce.cpp) and of the model book's VaR that reads the whole row.
+    std::size_t (*tail_indices)(const double* p, std::size_t ns, std::size_t k, std::int32_t* order,
+                                double* work);
     // The indices of the values of p[0, ns) at or below t, in scenario order, into `out`; returns
     // their count (the terms of a weighted ES, summed in scenario order by the caller).
     std::size_t (*indices_at_most)(const double* p, std::size_t ns, double t, std::int32_t* out);

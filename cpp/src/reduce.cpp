@@ -59,9 +59,9 @@ double detail::kth_by_partition(const double* p, std::size_t n, std::size_t k, d
 // larger total can only move the crossing later (each cumulative / total falls), so when the
 // crossings at lo and at hi are the same position it is NumPy's. Only the lowest values are ordered:
 // those at or below the m-th smallest (Kernels::tail_indices, O(n) over SIMD packets), m doubled
-// until hi's crossing is among them: O(n + m log m). When the crossings differ (a cumulative within delta of the level: equal
-// probabilities at a level of k / n over more than about 1,100 scenarios) every value is sorted and
-// the total summed in sorted order.
+// until hi's crossing is among them: O(n + m log m). When the crossings differ (a cumulative within
+// delta of the level: equal probabilities at a level of k / n over more than about 1,100 scenarios)
+// every value is sorted and the total summed in sorted order.
 double detail::weighted_quantile(const double* x, std::size_t n, const double* probability, double total,
                                  double level, std::int32_t* order, double* work) {
     const auto before = [x](std::int32_t a, std::int32_t b) {
