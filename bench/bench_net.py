@@ -134,7 +134,8 @@ def main() -> None:
             tile = args.instruments * tile_scenarios * 8
             read_bw = read_bandwidth(tile)
             mul_adds = mul_add_throughput()
-            sums = max(r_bytes / read_bw, args.positions * args.scenarios / mul_adds)
+            slices_s, arithmetic_s = r_bytes / read_bw, args.positions * args.scenarios / mul_adds
+            sums = max(slices_s, arithmetic_s)
             bound = sums + p_bytes / write_bw
             bound_new = sums + p_bytes / fresh_bw
             results[target] = {
@@ -162,8 +163,8 @@ def main() -> None:
             print(
                 f"    bound {bound_new * 1e3:6.1f} ms into a new array, {bound * 1e3:.1f} ms into out= (R slices "
                 f"{r_bytes >> 20} MB at {read_bw / 1e9:.1f} GB/s over a {tile >> 10} KB tile of {tile_scenarios} "
-                f"scenarios: {r_bytes / read_bw * 1e3:.1f} ms, or {args.positions * args.scenarios / 1e6:.0f} M "
-                f"multiply-adds at {mul_adds / 1e9:.1f} G/s: {args.positions * args.scenarios / mul_adds * 1e3:.1f} "
+                f"scenarios: {slices_s * 1e3:.1f} ms, or {args.positions * args.scenarios / 1e6:.0f} M "
+                f"multiply-adds at {mul_adds / 1e9:.1f} G/s: {arithmetic_s * 1e3:.1f} "
                 f"ms; the slower counts; P {p_bytes >> 20} MB written): kernel at {bound_new / t:.0%} of it, "
                 f"{bound / t_out:.0%} into out="
             )

@@ -174,17 +174,19 @@ def split(positions: Any, accounts: Iterable[Any] | None, collateral: Any, n: in
         counts = np.bincount(codes, minlength=len(names))
     n_acc = len(names)
     n = max(1, min(n, n_acc))
-    before = np.concatenate([[0], np.cumsum(counts)[:-1]]) if n_acc else np.zeros(0, dtype=np.int64)
-    total = max(1, int(counts.sum()))
-    part_of_account = np.minimum((before * n) // total, n - 1)
+    first_row = np.zeros(n_acc + 1, dtype=np.int64)  # of each account, in account order
+    np.cumsum(counts, out=first_row[1:])
+    total = max(1, int(first_row[-1]))
+    part_of_account = np.minimum((first_row[:-1] * n) // total, n - 1)
     bounds = np.searchsorted(part_of_account, np.arange(n + 1), side="left")
-    held = set(names)
+    held: set[Any] = set(names) if accounts is not None or collateral is not None else set()  # if used
     extra = None if accounts is None else [a for a in accounts if a not in held]
     # Each row's partition, then the rows in partition order, in one stable sort (a radix sort, in
     # O(rows), for up to 65,536 partitions), rather than one scan of every row per partition.
     key_type = np.min_scalar_type(n - 1)
     order = None if codes is None else np.argsort(part_of_account[codes].astype(key_type), kind="stable")
-    row_start = np.concatenate([[0], np.cumsum(counts)])[bounds]
+    row_start = first_row[bounds]
+    book_start = np.asarray(positions.account_start, dtype=np.int64) if order is None else first_row
     out = []
     for p in range(n):
         a0, a1 = int(bounds[p]), int(bounds[p + 1])
@@ -195,11 +197,10 @@ def split(positions: Any, accounts: Iterable[Any] | None, collateral: Any, n: in
         if collateral is not None:
             coll = _collateral_subset(collateral, _Keep(set(names[a0:a1]), held if last else None))
         if order is None:
-            start = np.asarray(positions.account_start, dtype=np.int64)
-            s0, s1 = int(start[a0]), int(start[a1])
+            s0, s1 = int(book_start[a0]), int(book_start[a1])
             part = Book(
                 np.asarray(positions.accounts)[a0:a1],
-                start[a0 : a1 + 1] - s0,
+                book_start[a0 : a1 + 1] - s0,
                 positions.instrument[s0:s1],
                 positions.quantity[s0:s1],
             )
